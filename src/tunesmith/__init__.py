@@ -1,0 +1,3 @@
+"""tunesmith: fine-tune open LLMs."""
+
+__version__ = "0.1.0"

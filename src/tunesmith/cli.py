@@ -1,0 +1,116 @@
+"""tunesmith command line: dispatch only. Heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .config.errors import ConfigError
+
+USAGE = """tunesmith <command> [args]
+
+commands:
+  train       fine-tune a model: tunesmith train cfg.yaml [key=value ...] | cfg.json | --key value ...
+  tiny-model  build a small offline model with its own BPE tokenizer: tunesmith tiny-model OUT_DIR [options]
+  env         print versions of tunesmith, Python, torch and the libraries it builds on
+  version     print tunesmith's version
+"""
+
+
+def cmd_train(argv: list[str]) -> int:
+    from .config.load import load_config
+    from .utils.logging import offline_environment, setup_logging
+
+    cfg = load_config(argv)  # validated before torch is imported
+    offline_environment()
+    setup_logging()
+    from .train.run import run_training
+
+    run_training(cfg)
+    return 0
+
+
+def cmd_tiny_model(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tunesmith tiny-model",
+                                     description="Build a small random causal LM with a trained byte-level BPE "
+                                                 "tokenizer and chat template, offline and deterministically.")
+    parser.add_argument("out_dir")
+    parser.add_argument("--family", default="qwen2", choices=("qwen2", "qwen2-untied", "llama3"))
+    parser.add_argument("--vocab-size", type=int, default=1024)
+    parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--num-layers", type=int, default=2)
+    parser.add_argument("--num-heads", type=int, default=4)
+    parser.add_argument("--num-kv-heads", type=int, default=2)
+    parser.add_argument("--intermediate-size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--corpus", action="append", default=[],
+                        help="extra text/JSON files whose text the tokenizer also learns from (repeatable)")
+    args = parser.parse_args(argv)
+    from .model.tiny import build_tiny_model
+    from .utils.corpus import texts_from_files
+
+    path = build_tiny_model(args.out_dir, args.family, vocab_size=args.vocab_size, hidden_size=args.hidden_size,
+                            num_layers=args.num_layers, num_heads=args.num_heads, num_kv_heads=args.num_kv_heads,
+                            intermediate_size=args.intermediate_size, seed=args.seed,
+                            extra_corpus=tuple(texts_from_files(args.corpus)))
+    print(f"built {args.family} model in {path}")
+    return 0
+
+
+def cmd_env(argv: list[str]) -> int:
+    import importlib.metadata as md
+    import platform
+
+    print(f"tunesmith {__version__}")
+    print(f"python {platform.python_version()} ({platform.platform()})")
+    for name in ("torch", "transformers", "peft", "datasets", "accelerate", "tokenizers", "safetensors",
+                 "tensorboard", "flash-attn"):
+        try:
+            print(f"{name} {md.version(name)}")
+        except md.PackageNotFoundError:
+            print(f"{name} not installed")
+    import torch
+
+    print(f"cuda available: {torch.cuda.is_available()}"
+          + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
+    print(f"cpu threads: {torch.get_num_threads()}")
+    return 0
+
+
+def cmd_version(argv: list[str]) -> int:
+    print(__version__)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "tiny-model": cmd_tiny_model, "env": cmd_env, "version": cmd_version}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if argv[0] in ("-V", "--version"):
+        return cmd_version([])
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        import difflib
+
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+        print(f"tunesmith: unknown command {argv[0]!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+              file=sys.stderr)
+        print(USAGE, file=sys.stderr)
+        return 2
+    try:
+        return command(argv[1:])
+    except ConfigError as err:
+        print(f"tunesmith: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tunesmith: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Key names tunesmith knows: its own sections, transformers TrainingArguments, aliases, and the
+LLaMA-Factory options it deliberately does not implement (so they fail with a precise message
+instead of "unknown key")."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from .hf_keys import HF_TRAINING_KEYS
+from .schema import SECTIONS
+
+# Old or alternative spellings -> canonical key. Values are moved before validation.
+ALIASES: dict[str, str] = {
+    "model_name": "model_name_or_path",
+    "evaluation_strategy": "eval_strategy",
+}
+
+# Keys that are consumed while loading and translated into other keys.
+TRANSLATED_KEYS = {"warmup_ratio"}
+
+# LLaMA-Factory options that tunesmith does not implement. Each maps to a short hint.
+UNSUPPORTED_LF_KEYS: dict[str, str] = {
+    **{k: "quantisation is not available in tunesmith yet" for k in (
+        "quantization_method", "quantization_bit", "quantization_type", "double_quantization",
+        "quantization_device_map", "export_quantization_bit", "export_quantization_dataset",
+        "export_quantization_nsamples", "export_quantization_maxlen")},
+    **{k: "this optimizer is not available in tunesmith; use `optim` (transformers optimizers)" for k in (
+        "use_galore", "galore_target", "galore_rank", "galore_update_interval", "galore_scale", "galore_proj_type",
+        "galore_layerwise", "use_apollo", "apollo_target", "apollo_rank", "apollo_update_interval", "apollo_scale",
+        "apollo_proj", "apollo_proj_type", "apollo_scale_type", "apollo_layerwise", "apollo_scale_front",
+        "use_badam", "badam_mode", "badam_start_block", "badam_switch_mode", "badam_switch_interval",
+        "badam_update_ratio", "badam_mask_mode", "badam_verbose", "use_adam_mini", "use_muon")},
+    **{k: "multimodal training is not supported by tunesmith" for k in (
+        "image_max_pixels", "image_min_pixels", "image_do_pan_and_scan", "crop_to_patches", "video_max_pixels",
+        "video_min_pixels", "video_fps", "video_maxlen", "use_audio_in_video", "audio_sampling_rate",
+        "freeze_vision_tower", "freeze_multi_modal_projector", "freeze_language_model", "media_dir")},
+    **{k: "this backend/integration is not supported by tunesmith" for k in (
+        "use_unsloth", "use_unsloth_gc", "enable_liger_kernel", "mixture_of_depths", "use_kt", "kt_cpu_activation",
+        "kt_weight_path", "kt_non_expert_weight_path", "kt_expert_checkpoint_path", "kt_use_lora_experts",
+        "kt_lora_expert_num", "kt_lora_expert_intermediate_size", "use_mca", "use_megatron_bridge",
+        "megatron_bridge_args", "use_hyper_parallel", "hyper_parallel_args", "hyper_parallel_cp_size",
+        "use_swanlab", "swanlab_project", "swanlab_workspace", "swanlab_run_name", "swanlab_mode",
+        "swanlab_api_key", "swanlab_logdir", "swanlab_lark_webhook_url", "swanlab_lark_secret",
+        "use_llama_pro", "shift_attn", "rope_scaling", "oft_rank", "oft_block_size", "oft_target",
+        "pissa_init", "pissa_iter", "pissa_convert", "loraplus_lr_ratio", "loraplus_lr_embedding",
+        "module_dropout", "ms_hub_token", "om_hub_token", "use_dft_loss", "use_asft_loss", "asft_alpha",
+        "use_eaft_loss", "eaft_alpha", "block_diag_attn")},
+}
+
+
+def section_keys() -> dict[str, str]:
+    """Every tunesmith-section key -> its section name."""
+    out: dict[str, str] = {}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            out[f.name] = section
+    return out
+
+
+def all_valid_keys() -> set[str]:
+    return set(section_keys()) | set(HF_TRAINING_KEYS) | set(ALIASES) | TRANSLATED_KEYS

@@ -1,0 +1,150 @@
+"""Read a run configuration: YAML or JSON files, ``key=value`` overrides and ``--key value`` argv.
+
+    tunesmith train cfg.yaml learning_rate=1e-4 max_steps=10
+    tunesmith train cfg.json
+    tunesmith train --model_name_or_path m --stage sft --do_train ...
+
+Later sources override earlier ones. Unknown keys fail with the closest valid names; values are
+coerced to their declared types and every cross-field rule in validate.py runs before torch loads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import typing
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .coerce import coerce_hf, coerce_typed, to_float
+from .errors import ConfigError
+from .hf_keys import HF_TRAINING_KEYS
+from .keys import ALIASES, UNSUPPORTED_LF_KEYS, all_valid_keys, section_keys
+from .schema import SECTIONS, Config
+from .validate import validate
+
+# TrainingArguments keys whose YAML values are wider than transformers' annotation.
+HF_KIND_OVERRIDES = {"resume_from_checkpoint": "any"}  # true = the last checkpoint in output_dir
+
+# key -> (value, origin) where origin is the file or "command line"
+Raw = dict[str, tuple[Any, str]]
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of key: value, got {type(data).__name__}")
+    return data
+
+
+def parse_argv(argv: list[str]) -> Raw:
+    """Files, ``key=value`` and ``--key [value]`` in order; later wins."""
+    raw: Raw = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--"):
+            key = arg[2:].replace("-", "_")
+            if "=" in key:
+                key, value = key.split("=", 1)
+                raw[key] = (_parse_scalar(value), "command line")
+            elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                raw[key] = (_parse_scalar(argv[i + 1]), "command line")
+                i += 1
+            else:
+                raw[key] = (True, "command line")  # bare flag, e.g. --do_train
+        elif "=" in arg and not Path(arg).is_file():
+            key, value = arg.split("=", 1)
+            raw[key.strip()] = (_parse_scalar(value), "command line")
+        elif arg.endswith((".yaml", ".yml", ".json")) or Path(arg).is_file():
+            for key, value in read_file(arg).items():
+                raw[str(key)] = (value, arg)
+        else:
+            raise ConfigError(f"cannot read argument {arg!r}: expected a .yaml/.json config, key=value or --key value")
+        i += 1
+    return raw
+
+
+def _parse_scalar(text: str) -> Any:
+    """Command-line values are read as YAML scalars (true, 3, 0.5, null, [a, b])."""
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def suggest(key: str, valid: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(valid), n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def check_keys(raw: Raw) -> None:
+    valid = all_valid_keys()
+    for key, (_, origin) in raw.items():
+        if key in valid:
+            continue
+        if key in UNSUPPORTED_LF_KEYS:
+            raise ConfigError(f"{origin}: `{key}` is a LLaMA-Factory option that tunesmith does not support: "
+                              f"{UNSUPPORTED_LF_KEYS[key]}. Remove it from the config.")
+        raise ConfigError(f"{origin}: unknown key `{key}`{suggest(key, valid)}")
+
+
+def build_config(raw: Raw) -> Config:
+    check_keys(raw)
+    raw = {ALIASES.get(k, k): v for k, v in raw.items()}
+    owners = section_keys()
+    sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    training: dict[str, Any] = {}
+    for key, (value, origin) in raw.items():
+        if key == "warmup_ratio":
+            ratio = to_float(key, value, origin)
+            if not 0 <= ratio < 1:
+                raise ConfigError(f"{origin}: `warmup_ratio` must be in [0, 1), got {value!r}")
+            if "warmup_steps" not in raw:
+                training["warmup_steps"] = ratio  # transformers reads warmup_steps < 1 as a ratio
+        elif key in owners:
+            section = owners[key]
+            hints = typing.get_type_hints(SECTIONS[section])
+            sections[section][key] = coerce_typed(key, value, hints[key], origin)
+        else:
+            training[key] = coerce_hf(key, value, HF_KIND_OVERRIDES.get(key, HF_TRAINING_KEYS[key]), origin)
+    built = {}
+    for name, cls in SECTIONS.items():
+        _check_choices(cls, sections[name], raw)
+        built[name] = cls(**sections[name])
+    sources = tuple(dict.fromkeys(origin for _, origin in raw.values()))
+    config = Config(**built, training=training, sources=sources)
+    validate(config, origins={k: o for k, (_, o) in raw.items()})
+    return config
+
+
+def _check_choices(cls: type, values: dict[str, Any], raw: Raw) -> None:
+    for f in fields(cls):
+        choices = f.metadata.get("choices")
+        if choices and f.name in values and values[f.name] is not None and values[f.name] not in choices:
+            origin = raw[f.name][1] if f.name in raw else "config"
+            raise ConfigError(f"{origin}: `{f.name}` must be one of {', '.join(choices)}; got {values[f.name]!r}"
+                              f"{suggest(str(values[f.name]), set(choices))}")
+
+
+def load_config(argv: list[str]) -> Config:
+    """Parse and validate; raises ConfigError with an actionable message."""
+    if not argv:
+        raise ConfigError("no configuration given: pass a .yaml/.json file and/or key=value overrides")
+    return build_config(parse_argv(argv))

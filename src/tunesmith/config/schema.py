@@ -1,0 +1,125 @@
+"""Typed config sections. Keys are flat and named as in LLaMA-Factory; each belongs to exactly one section.
+
+Nothing here imports torch or transformers: a config is parsed and validated before heavy imports.
+Every field carries its help text in ``metadata["help"]``; ``choices`` restricts string values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, list_sep: bool = False) -> Any:
+    """A dataclass field with help text; ``list_sep`` marks comma-separated list values."""
+    meta = {"help": help, "choices": choices, "list": list_sep}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
+IMPLEMENTED_STAGES = ("pt", "sft")
+FINETUNING_TYPES = ("full", "freeze", "lora")
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    model_name_or_path: str | None = opt(None, "Local directory (or cached hub id) of the model to fine-tune.")
+    adapter_name_or_path: tuple[str, ...] = opt((), "PEFT adapter dirs, comma-separated, applied in order.", list_sep=True)
+    trust_remote_code: bool = opt(False, "Allow model code shipped with the checkpoint.")
+    cache_dir: str | None = opt(None, "Where hub downloads are cached.")
+    model_revision: str = opt("main", "Model revision (branch, tag or commit) for hub ids.")
+    use_fast_tokenizer: bool = opt(True, "Use the fast (Rust) tokenizer.")
+    train_from_scratch: bool = opt(False, "Randomly initialise the model from its config instead of loading weights.")
+    flash_attn: str = opt("auto", "Attention kernel.", choices=("auto", "disabled", "sdpa", "fa2", "fa3", "eager"))
+    low_cpu_mem_usage: bool = opt(True, "Load weights lazily to save host memory.")
+    print_param_status: bool = opt(False, "Log every parameter's name, shape and trainable flag.")
+    hf_hub_token: str | None = opt(None, "Hub token (only used for hub ids already in the local cache).")
+
+
+@dataclass(frozen=True)
+class DataArgs:
+    dataset: tuple[str, ...] = opt((), "Training dataset names from dataset_info.json, comma-separated.", list_sep=True)
+    eval_dataset: tuple[str, ...] = opt((), "Evaluation dataset names, comma-separated.", list_sep=True)
+    dataset_dir: str = opt("data", "Folder holding dataset_info.json and the data files.")
+    template: str | None = opt(None, "Chat template name (e.g. qwen3_nothink, llama3).")
+    cutoff_len: int = opt(2048, "Maximum tokens per example after tokenisation.")
+    train_on_prompt: bool = opt(False, "Also train on prompt tokens.")
+    mask_history: bool = opt(False, "Train only the last assistant turn of each conversation.")
+    max_samples: int | None = opt(None, "Keep at most this many examples per dataset.")
+    val_size: float = opt(0.0, "Held-out fraction (< 1) or count (>= 1) of the training data for evaluation.")
+    preprocessing_num_workers: int | None = opt(None, "Processes for preprocessing (capped by CPU count).")
+    preprocessing_batch_size: int = opt(1000, "Examples per preprocessing batch.")
+    overwrite_cache: bool = opt(False, "Re-tokenise even if a cached result exists.")
+    packing: bool | None = opt(None, "Pack several sequences per row (default: on for pt, off otherwise).")
+    neat_packing: bool = opt(False, "Pack without cross-attention (tunesmith packing never leaks; implies packing).")
+    mix_strategy: str = opt(
+        "concat", "How several datasets are mixed.",
+        choices=("concat", "interleave_under", "interleave_over", "interleave_once", "sequential"),
+    )
+    interleave_probs: tuple[float, ...] = opt((), "Sampling probabilities for interleave_*, comma-separated.", list_sep=True)
+    streaming: bool = opt(False, "Stream the data instead of loading it into memory.")
+    buffer_size: int = opt(16384, "Shuffle buffer size when streaming.")
+    tokenized_path: str | None = opt(None, "Save/load the tokenised dataset here.")
+    default_system: str | None = opt(None, "System message used when an example has none.")
+    enable_thinking: bool | None = opt(True, "Reasoning templates: keep thinking blocks.")
+    tool_format: str | None = opt(None, "Tool-call format override.")
+    ignore_pad_token_for_loss: bool = opt(True, "Accepted for LLaMA-Factory compatibility; pads are never trained.")
+    disable_shuffling: bool = opt(False, "Feed training examples in dataset order.")
+
+
+@dataclass(frozen=True)
+class FinetuningArgs:
+    stage: str = opt("sft", "Training stage.", choices=STAGES)
+    finetuning_type: str = opt("lora", "Which weights train.", choices=("full", "freeze", "lora", "oft"))
+    freeze_trainable_layers: int = opt(2, "freeze: +N trains the last N layers, -N the first N.")
+    freeze_trainable_modules: tuple[str, ...] = opt(
+        ("all",), "freeze: module names inside the trainable layers (e.g. mlp,self_attn) or all.", list_sep=True
+    )
+    freeze_extra_modules: tuple[str, ...] = opt((), "freeze: extra non-layer modules to train (e.g. embed_tokens).", list_sep=True)
+    lora_rank: int = opt(8, "LoRA rank.")
+    lora_alpha: float | None = opt(None, "LoRA alpha (default: 2 x rank).")
+    lora_dropout: float = opt(0.0, "LoRA dropout.")
+    lora_target: tuple[str, ...] = opt(("all",), "Modules that get LoRA (all = every linear layer but the head).", list_sep=True)
+    additional_target: tuple[str, ...] = opt((), "Modules trained fully and saved with the adapter.", list_sep=True)
+    use_rslora: bool = opt(False, "Rank-stabilised LoRA scaling.")
+    use_dora: bool = opt(False, "Weight-decomposed LoRA (DoRA).")
+    create_new_adapter: bool = opt(False, "Start a fresh adapter on top of loaded adapters instead of resuming the last.")
+    plot_loss: bool = opt(False, "Write training_loss.png into output_dir.")
+    compute_accuracy: bool = opt(False, "Report token accuracy at evaluation.")
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    """tunesmith/LLaMA-Factory run options that are not transformers TrainingArguments."""
+
+    overwrite_output_dir: bool = opt(False, "Allow writing into a non-empty output_dir (otherwise refuse).")
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelArgs,
+    "data": DataArgs,
+    "finetuning": FinetuningArgs,
+    "run": RunArgs,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated run configuration."""
+
+    model: ModelArgs
+    data: DataArgs
+    finetuning: FinetuningArgs
+    run: RunArgs
+    training: dict[str, Any]  # transformers.TrainingArguments keyword arguments
+    sources: tuple[str, ...] = ()  # files and overrides this config was read from
+
+    @property
+    def stage(self) -> str:
+        return self.finetuning.stage
+
+    @property
+    def output_dir(self) -> str:
+        return self.training["output_dir"]

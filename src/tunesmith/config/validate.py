@@ -1,0 +1,139 @@
+"""Cross-field rules, one named function each. Each raises ConfigError naming the keys and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .errors import ConfigError
+from .schema import IMPLEMENTED_STAGES, Config
+
+Origins = dict[str, str]
+
+
+def _where(origins: Origins, *keys: str) -> str:
+    for key in keys:
+        if key in origins:
+            return origins[key]
+    return "config"
+
+
+def model_is_given(cfg: Config, origins: Origins) -> None:
+    if not cfg.model.model_name_or_path:
+        raise ConfigError("config: `model_name_or_path` is required (a local model directory)")
+
+
+def output_dir_is_given(cfg: Config, origins: Origins) -> None:
+    if not cfg.training.get("output_dir"):
+        raise ConfigError("config: `output_dir` is required: where the trained model, logs and plots go")
+
+
+def dataset_is_given(cfg: Config, origins: Origins) -> None:
+    if not cfg.data.dataset:
+        raise ConfigError("config: `dataset` is required: names from <dataset_dir>/dataset_info.json, comma-separated")
+
+
+def trains_something(cfg: Config, origins: Origins) -> None:
+    if cfg.training.get("do_train") is False:
+        raise ConfigError(f"{_where(origins, 'do_train')}: `do_train` is false, so `tunesmith train` has nothing to do")
+
+
+def stage_is_implemented(cfg: Config, origins: Origins) -> None:
+    if cfg.stage not in IMPLEMENTED_STAGES:
+        raise ConfigError(f"{_where(origins, 'stage')}: stage `{cfg.stage}` is not available in this version of "
+                          f"tunesmith; available: {', '.join(IMPLEMENTED_STAGES)}")
+
+
+def finetuning_type_is_supported(cfg: Config, origins: Origins) -> None:
+    if cfg.finetuning.finetuning_type == "oft":
+        raise ConfigError(f"{_where(origins, 'finetuning_type')}: `finetuning_type: oft` is not supported; "
+                          "use full, freeze or lora")
+
+
+def adapters_only_with_lora(cfg: Config, origins: Origins) -> None:
+    if cfg.model.adapter_name_or_path and cfg.finetuning.finetuning_type != "lora":
+        raise ConfigError(f"{_where(origins, 'adapter_name_or_path')}: `adapter_name_or_path` needs "
+                          f"`finetuning_type: lora` (got {cfg.finetuning.finetuning_type}); merge the adapter first "
+                          "to fine-tune it in full or freeze mode")
+
+
+def lora_values_in_range(cfg: Config, origins: Origins) -> None:
+    ft = cfg.finetuning
+    if ft.lora_rank <= 0:
+        raise ConfigError(f"{_where(origins, 'lora_rank')}: `lora_rank` must be positive, got {ft.lora_rank}")
+    if not 0.0 <= ft.lora_dropout < 1.0:
+        raise ConfigError(f"{_where(origins, 'lora_dropout')}: `lora_dropout` must be in [0, 1), got {ft.lora_dropout}")
+    if ft.lora_alpha is not None and ft.lora_alpha <= 0:
+        raise ConfigError(f"{_where(origins, 'lora_alpha')}: `lora_alpha` must be positive, got {ft.lora_alpha}")
+
+
+def freeze_layers_nonzero(cfg: Config, origins: Origins) -> None:
+    if cfg.finetuning.finetuning_type == "freeze" and cfg.finetuning.freeze_trainable_layers == 0:
+        raise ConfigError(f"{_where(origins, 'freeze_trainable_layers')}: `freeze_trainable_layers` must be +N "
+                          "(train the last N layers) or -N (the first N), not 0")
+
+
+def data_sizes_positive(cfg: Config, origins: Origins) -> None:
+    data = cfg.data
+    if data.cutoff_len <= 0:
+        raise ConfigError(f"{_where(origins, 'cutoff_len')}: `cutoff_len` must be positive, got {data.cutoff_len}")
+    if data.max_samples is not None and data.max_samples <= 0:
+        raise ConfigError(f"{_where(origins, 'max_samples')}: `max_samples` must be positive, got {data.max_samples}")
+    if data.val_size < 0:
+        raise ConfigError(f"{_where(origins, 'val_size')}: `val_size` must be >= 0, got {data.val_size}")
+    if data.preprocessing_batch_size <= 0:
+        raise ConfigError(f"{_where(origins, 'preprocessing_batch_size')}: must be positive")
+
+
+def interleave_probs_match(cfg: Config, origins: Origins) -> None:
+    probs = cfg.data.interleave_probs
+    if not probs:
+        return
+    if not cfg.data.mix_strategy.startswith("interleave"):
+        raise ConfigError(f"{_where(origins, 'interleave_probs')}: `interleave_probs` needs "
+                          "`mix_strategy: interleave_under|interleave_over|interleave_once`")
+    if len(probs) != len(cfg.data.dataset):
+        raise ConfigError(f"{_where(origins, 'interleave_probs')}: {len(probs)} `interleave_probs` for "
+                          f"{len(cfg.data.dataset)} datasets; give one probability per dataset")
+    if any(p < 0 for p in probs) or abs(sum(probs) - 1.0) > 1e-6:
+        raise ConfigError(f"{_where(origins, 'interleave_probs')}: `interleave_probs` must be >= 0 and sum to 1")
+
+
+def one_precision(cfg: Config, origins: Origins) -> None:
+    if cfg.training.get("bf16") and cfg.training.get("fp16"):
+        raise ConfigError(f"{_where(origins, 'bf16', 'fp16')}: set only one of `bf16` and `fp16`")
+
+
+def batch_values_positive(cfg: Config, origins: Origins) -> None:
+    for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+        value = cfg.training.get(key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{_where(origins, key)}: `{key}` must be positive, got {value}")
+    lr = cfg.training.get("learning_rate")
+    if lr is not None and lr < 0:
+        raise ConfigError(f"{_where(origins, 'learning_rate')}: `learning_rate` must be >= 0, got {lr}")
+    steps, epochs = cfg.training.get("max_steps", -1), cfg.training.get("num_train_epochs", 3.0)
+    if steps <= 0 and epochs <= 0:
+        raise ConfigError(f"{_where(origins, 'num_train_epochs', 'max_steps')}: set `num_train_epochs` > 0 "
+                          "or `max_steps` > 0")
+
+
+RULES: tuple[Callable[[Config, Origins], None], ...] = (
+    model_is_given,
+    output_dir_is_given,
+    trains_something,
+    stage_is_implemented,
+    finetuning_type_is_supported,
+    dataset_is_given,
+    adapters_only_with_lora,
+    lora_values_in_range,
+    freeze_layers_nonzero,
+    data_sizes_positive,
+    interleave_probs_match,
+    one_precision,
+    batch_values_positive,
+)
+
+
+def validate(cfg: Config, origins: Origins) -> None:
+    for rule in RULES:
+        rule(cfg, origins)

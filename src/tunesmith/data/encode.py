@@ -1,0 +1,153 @@
+"""Conversations and texts -> token ids and labels. Pure functions over a tokenizer; no model, no torch.
+
+Supervised masks: every prompt/header token is IGNORE_INDEX; every reply is trained together with its
+end-of-turn token. Truncation follows LLaMA-Factory's proportional rule per turn (a long prompt cannot
+starve the reply and vice versa); examples left without a trained token are dropped and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..templates.base import Template
+from ..types import IGNORE_INDEX, Conversation, EncodedExample
+
+
+@dataclass
+class EncodeStats:
+    examples: int = 0
+    kept: int = 0
+    truncated: int = 0
+    dropped_empty: int = 0  # no trained token left after truncation
+    tokens: int = 0
+    trained_tokens: int = 0
+    dropped_rows: list[int] = field(default_factory=list)
+
+    def merge(self, other: EncodeStats) -> None:
+        for name in ("examples", "kept", "truncated", "dropped_empty", "tokens", "trained_tokens"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.dropped_rows += other.dropped_rows
+
+
+def tokenize_texts(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Batch-encode without adding special tokens, in the Rust tokenizer (threads, no offsets)."""
+    if not texts:
+        return []
+    backend = tokenizer.backend_tokenizer
+    return [enc.ids for enc in backend.encode_batch_fast(list(texts), add_special_tokens=False)]
+
+
+def split_budget(source_len: int, target_len: int, cutoff_len: int) -> tuple[int, int]:
+    """Lengths to keep of a (prompt, reply) pair under ``cutoff_len`` tokens.
+
+    A short reply (< half the budget) keeps everything it can; a short prompt keeps itself whole and
+    leaves the rest to the reply; otherwise both shrink in proportion to their lengths.
+    """
+    if target_len * 2 < cutoff_len:
+        max_target = cutoff_len
+    elif source_len * 2 < cutoff_len:
+        max_target = cutoff_len - source_len
+    else:
+        max_target = int(cutoff_len * (target_len / (source_len + target_len)))
+    new_target = min(max_target, target_len)
+    new_source = min(max(cutoff_len - new_target, 0), source_len)
+    return new_source, new_target
+
+
+def encode_supervised(
+    convs: Sequence[Conversation],
+    tokenizer,
+    template: Template,
+    cutoff_len: int,
+    train_on_prompt: bool = False,
+    mask_history: bool = False,
+    default_system: str | None = None,
+    row_ids: Sequence[int] | None = None,
+) -> tuple[list[EncodedExample], EncodeStats]:
+    bos, eos = tokenizer.bos_token or "", tokenizer.eos_token or ""
+    all_turns = [template.turns(conv, bos, eos, default_system) for conv in convs]
+    flat = [text for turns in all_turns for pair in turns for text in pair]
+    ids = iter(tokenize_texts(tokenizer, flat))
+    stats = EncodeStats(examples=len(convs))
+    out: list[EncodedExample] = []
+    for n, turns in enumerate(all_turns):
+        pairs = [(next(ids), next(ids)) for _ in turns]
+        example, truncated = _assemble(pairs, cutoff_len, train_on_prompt, mask_history)
+        stats.truncated += truncated
+        n_trained = sum(1 for label in example.labels if label != IGNORE_INDEX)
+        if n_trained == 0:
+            stats.dropped_empty += 1
+            stats.dropped_rows.append(row_ids[n] if row_ids is not None else n)
+            continue
+        stats.kept += 1
+        stats.tokens += len(example.input_ids)
+        stats.trained_tokens += n_trained
+        out.append(example)
+    return out, stats
+
+
+def _assemble(pairs: list[tuple[list[int], list[int]]], cutoff_len: int, train_on_prompt: bool,
+              mask_history: bool) -> tuple[EncodedExample, bool]:
+    input_ids: list[int] = []
+    labels: list[int] = []
+    truncated = False
+    last = len(pairs) - 1
+    for turn, (source, target) in enumerate(pairs):
+        budget = cutoff_len - len(input_ids)
+        if budget <= 0:
+            truncated = True
+            break
+        keep_source, keep_target = split_budget(len(source), len(target), budget)
+        if keep_source < len(source) or keep_target < len(target):
+            truncated = True
+        source, target = source[:keep_source], target[:keep_target]
+        input_ids += source + target
+        labels += source if train_on_prompt else [IGNORE_INDEX] * len(source)
+        labels += [IGNORE_INDEX] * len(target) if (mask_history and turn != last) else target
+    return EncodedExample(input_ids=input_ids, labels=labels), truncated
+
+
+def encode_pretrain(texts: Sequence[str], tokenizer, cutoff_len: int, add_eos: bool = True
+                    ) -> tuple[list[EncodedExample], EncodeStats]:
+    """Documents + EOS, concatenated and cut into rows of ``cutoff_len`` tokens.
+
+    Each row carries ``position_ids`` that restart at every document start, so attention never crosses
+    documents (the model builds a block-diagonal causal mask from them) and the first token of each
+    document is not predicted from the previous document.
+    """
+    eos_id = tokenizer.eos_token_id if add_eos else None
+    docs = tokenize_texts(tokenizer, texts)
+    stats = EncodeStats(examples=len(docs))
+    out: list[EncodedExample] = []
+    ids: list[int] = []
+    pos: list[int] = []
+    labels: list[int] = []
+
+    def flush() -> None:
+        if any(label != IGNORE_INDEX for label in labels):
+            out.append(EncodedExample(list(ids), list(labels), meta={"position_ids": list(pos)}))
+        ids.clear(), pos.clear(), labels.clear()
+
+    for doc in docs:
+        if eos_id is not None:
+            doc = doc + [eos_id]
+        if not doc:
+            continue
+        stats.kept += 1
+        start = 0
+        while start < len(doc):
+            room = cutoff_len - len(ids)
+            piece = doc[start:start + room]
+            ids.extend(piece)
+            pos.extend(range(len(piece)))
+            labels.append(IGNORE_INDEX)  # nothing precedes a row's or a document's first token
+            labels.extend(piece[1:])
+            start += len(piece)
+            if len(ids) >= cutoff_len:
+                flush()
+    flush()
+    stats.tokens = sum(len(e.input_ids) for e in out)
+    stats.trained_tokens = sum(sum(1 for x in e.labels if x != IGNORE_INDEX) for e in out)
+    stats.truncated = 0
+    return out, stats

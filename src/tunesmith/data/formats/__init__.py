@@ -1,0 +1,29 @@
+"""Dataset formats -> canonical Conversation records. One module per LLaMA-Factory `formatting`."""
+
+from __future__ import annotations
+
+from ...config.errors import ConfigError
+from ...types import Conversation
+from ..registry import DatasetAttr
+from . import alpaca, sharegpt
+
+
+def to_conversation(attr: DatasetAttr, row: dict, index: int) -> Conversation:
+    if attr.formatting == "alpaca":
+        return alpaca.to_conversation(attr, row, index)
+    return sharegpt.to_conversation(attr, row, index)
+
+
+def to_text(attr: DatasetAttr, row: dict, index: int) -> str:
+    """Pretraining text of a row: the `prompt` column (LLaMA-Factory registers pt data as prompt: text)."""
+    if attr.formatting != "alpaca":
+        conv = sharegpt.to_conversation(attr, row, index, allow_open_end=True)
+        return "\n".join(m.content for m in conv.messages)
+    text_column = attr.column("text") or ("text" if attr.column("prompt") not in row and "text" in row else None)
+    if text_column is not None:
+        value = row.get(text_column)
+        if not isinstance(value, str):
+            raise ConfigError(f"dataset `{attr.name}` row {index}: column `{text_column}` must be a string, "
+                              f"got {type(value).__name__}")
+        return value
+    return alpaca.prompt_text(attr, row, index)

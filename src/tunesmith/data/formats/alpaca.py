@@ -1,0 +1,30 @@
+"""alpaca: instruction / input / output columns (+ optional system and history)."""
+
+from __future__ import annotations
+
+from ...config.errors import ConfigError
+from ...types import Conversation, Message
+from ..registry import DatasetAttr
+from .columns import check_column
+
+
+def prompt_text(attr: DatasetAttr, row: dict, index: int) -> str:
+    parts = [check_column(attr, row, index, "prompt", (str,), required=True),
+             check_column(attr, row, index, "query", (str,), required=False)]
+    return "\n".join(p for p in parts if p)
+
+
+def to_conversation(attr: DatasetAttr, row: dict, index: int) -> Conversation:
+    messages: list[Message] = []
+    history = check_column(attr, row, index, "history", (list,), required=False) or []
+    for turn_no, pair in enumerate(history):
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise ConfigError(f"dataset `{attr.name}` row {index}: history turn {turn_no} must be "
+                              "[prompt, response] strings")
+        messages += [Message("user", pair[0]), Message("assistant", pair[1])]
+    messages.append(Message("user", prompt_text(attr, row, index)))
+    response = check_column(attr, row, index, "response", (str, int, float), required=True)
+    messages.append(Message("assistant", str(response)))
+    system = check_column(attr, row, index, "system", (str,), required=False) or ""
+    tools = check_column(attr, row, index, "tools", (str, list, dict), required=False) or ""
+    return Conversation(tuple(messages), system=system, tools=tools if isinstance(tools, str) else str(tools))

@@ -1,0 +1,28 @@
+"""Column access with errors naming the dataset, row and column."""
+
+from __future__ import annotations
+
+from ...config.errors import ConfigError
+from ..registry import DatasetAttr
+
+
+def check_column(attr: DatasetAttr, row: dict, index: int, role: str, kinds: tuple[type, ...],
+                 required: bool) -> object:
+    """Fetch the column mapped to ``role``; fail naming the row and column when missing or mistyped."""
+    column = attr.column(role)
+    if column is None:
+        if required:
+            raise ConfigError(f"dataset `{attr.name}`: no column is mapped to `{role}` in dataset_info.json")
+        return None
+    if column not in row or row[column] is None:
+        if required:
+            present = ", ".join(sorted(row)) or "none"
+            raise ConfigError(f"dataset `{attr.name}` row {index}: missing column `{column}` (the `{role}` column); "
+                              f"the row has: {present}. Map the right column in dataset_info.json `columns`.")
+        return None
+    value = row[column]
+    if not isinstance(value, kinds):
+        want = " or ".join(k.__name__ for k in kinds)
+        raise ConfigError(f"dataset `{attr.name}` row {index}: column `{column}` (the `{role}` column) must be "
+                          f"{want}, got {type(value).__name__}")
+    return value

@@ -1,0 +1,85 @@
+"""Load tokenizer and model from a local directory (or the local hub cache); never download."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from ..config.errors import ConfigError
+from ..config.schema import ModelArgs
+
+logger = logging.getLogger(__name__)
+
+ATTENTION = {"auto": "sdpa", "sdpa": "sdpa", "disabled": "eager", "eager": "eager", "fa2": "flash_attention_2",
+             "fa3": "flash_attention_3"}
+
+
+def resolve_model_path(name: str, cache_dir: str | None = None) -> str:
+    """A local directory as given, or the snapshot of a hub id already in the local cache."""
+    if Path(name).is_dir():
+        return str(Path(name))
+    looks_local = name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]
+    if not looks_local and name.count("/") == 1:
+        try:
+            from huggingface_hub import snapshot_download
+
+            return snapshot_download(name, cache_dir=cache_dir, local_files_only=True)
+        except Exception:  # noqa: BLE001 - any failure means "not available offline"
+            pass
+    raise ConfigError(f"model `{name}` was not found: it is not a local directory and not in the local Hugging Face "
+                      "cache. tunesmith never downloads at run time: download it first (e.g. "
+                      f"`huggingface-cli download {name} --local-dir models/{name.split('/')[-1]}`) and pass the "
+                      "local path as `model_name_or_path`.")
+
+
+def load_tokenizer(args: ModelArgs):
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(args.model_name_or_path, args.cache_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=args.use_fast_tokenizer, local_files_only=True,
+                                                  trust_remote_code=args.trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot load a tokenizer from {path}: {err}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+        logger.info("tokenizer has no pad token; using eos %r for padding (pads are never trained)",
+                    tokenizer.eos_token)
+    return tokenizer
+
+
+def load_model(args: ModelArgs, dtype, attn: str | None = None):
+    """A causal LM in ``dtype`` with the requested attention kernel (falling back to SDPA)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = resolve_model_path(args.model_name_or_path, args.cache_dir)
+    impl = attn or ATTENTION[args.flash_attn]
+    if impl.startswith("flash_attention"):
+        from ..utils.versions import flash_attn_available
+
+        if not flash_attn_available():
+            logger.warning("flash_attn=%s requested but flash-attn is not installed; using sdpa", args.flash_attn)
+            impl = "sdpa"
+    common = dict(trust_remote_code=args.trust_remote_code)
+    try:
+        if args.train_from_scratch:
+            config = AutoConfig.from_pretrained(path, local_files_only=True, **common)
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=impl, **common)
+            logger.info("train_from_scratch: randomly initialised %s from %s", type(model).__name__, path)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=impl,
+                                                         local_files_only=True, **common)
+    except OSError as err:
+        raise ConfigError(f"cannot load model weights from {path}: {err}") from None
+    return model
+
+
+def count_parameters(model) -> tuple[int, int]:
+    trainable = total = 0
+    for param in model.parameters():
+        n = param.numel()
+        total += n
+        if param.requires_grad:
+            trainable += n
+    return trainable, total

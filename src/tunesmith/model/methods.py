@@ -1,0 +1,123 @@
+"""Fine-tuning methods: which weights train. full | freeze (selected layers) | lora (peft adapters)."""
+
+from __future__ import annotations
+
+import logging
+
+from ..config.errors import ConfigError
+from ..config.schema import FinetuningArgs, ModelArgs
+
+logger = logging.getLogger(__name__)
+
+
+def decoder_layers(model) -> tuple[str, int]:
+    """Dotted name of the decoder's layer list and its length (e.g. ("model.layers", 24))."""
+    import torch
+
+    n_layers = getattr(model.config, "num_hidden_layers", None)
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers and name.endswith("layers"):
+            return name, len(module)
+    raise ConfigError(f"cannot find the decoder layers of {type(model).__name__} for `finetuning_type: freeze`")
+
+
+def select_freeze_layers(n_layers: int, trainable_layers: int) -> list[int]:
+    """+N -> the last N layers, -N -> the first N (clamped to the model's depth)."""
+    if trainable_layers > 0:
+        return list(range(max(0, n_layers - trainable_layers), n_layers))
+    return list(range(min(-trainable_layers, n_layers)))
+
+
+def apply_full(model) -> None:
+    for param in model.parameters():
+        param.requires_grad_(True)
+
+
+def apply_freeze(model, args: FinetuningArgs) -> list[str]:
+    """Train the selected layers (all or named sub-modules) plus ``freeze_extra_modules``; freeze the rest."""
+    prefix, n_layers = decoder_layers(model)
+    layer_ids = select_freeze_layers(n_layers, args.freeze_trainable_layers)
+    modules = args.freeze_trainable_modules
+    if "all" in modules:
+        patterns = [f"{prefix}.{i}." for i in layer_ids]
+    else:
+        patterns = [f"{prefix}.{i}.{m}." for i in layer_ids for m in modules]
+    names = [name for name, _ in model.named_parameters()]
+    for module in modules:
+        if module != "all" and not any(f".{module}." in n for n in names):
+            raise ConfigError(f"`freeze_trainable_modules`: no module `{module}` in the decoder layers of "
+                              f"{type(model).__name__}; try e.g. mlp, self_attn or all")
+    extra = [f"{m}." for m in args.freeze_extra_modules]
+    for module in args.freeze_extra_modules:
+        if not any(n.startswith(module + ".") or f".{module}." in n for n in names):
+            raise ConfigError(f"`freeze_extra_modules`: no module `{module}` in {type(model).__name__}")
+    trainable = []
+    for name, param in model.named_parameters():
+        train = any(p in name for p in patterns) or any(name.startswith(e) or f".{e}" in name for e in extra)
+        param.requires_grad_(train)
+        if train:
+            trainable.append(name)
+    logger.info("freeze: training layers %s of %d (%s)%s", layer_ids, n_layers, ", ".join(modules),
+                f" + {', '.join(args.freeze_extra_modules)}" if args.freeze_extra_modules else "")
+    return trainable
+
+
+def lora_target_modules(model, targets: tuple[str, ...]) -> list[str]:
+    """`all` -> every linear layer name except the output head; otherwise the names given."""
+    import torch
+
+    if "all" not in targets:
+        return list(targets)
+    output = model.get_output_embeddings()
+    names = set()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and module is not output:
+            names.add(name.split(".")[-1])
+    return sorted(names)
+
+
+def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable: bool = True):
+    """Load adapters (all but the last merged; the last resumed) or create a new one."""
+    from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+
+    adapters = list(model_args.adapter_name_or_path)
+    resume = adapters[-1] if adapters and is_trainable and not args.create_new_adapter else None
+    to_merge = adapters[:-1] if resume else adapters
+    if not is_trainable:
+        to_merge, resume = adapters, None
+    for path in to_merge:
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
+        logger.info("merged adapter %s into the base weights", path)
+    if resume:
+        model = PeftModel.from_pretrained(model, resume, is_trainable=True)
+        logger.info("resumed training of adapter %s", resume)
+        return model
+    if not is_trainable:
+        return model
+    targets = lora_target_modules(model, args.lora_target)
+    config = LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=args.lora_rank,
+        lora_alpha=args.lora_alpha if args.lora_alpha is not None else args.lora_rank * 2,
+        lora_dropout=args.lora_dropout,
+        target_modules=targets,
+        modules_to_save=list(args.additional_target) or None,
+        use_rslora=args.use_rslora,
+        use_dora=args.use_dora,
+    )
+    try:
+        model = get_peft_model(model, config)
+    except ValueError as err:
+        raise ConfigError(f"`lora_target`: {err}") from None
+    logger.info("lora: rank %d, alpha %s, targets %s", args.lora_rank, config.lora_alpha, ", ".join(targets))
+    return model
+
+
+def apply_method(model, model_args: ModelArgs, args: FinetuningArgs):
+    if args.finetuning_type == "full":
+        apply_full(model)
+    elif args.finetuning_type == "freeze":
+        apply_freeze(model, args)
+    elif args.finetuning_type == "lora":
+        model = apply_lora(model, model_args, args)
+    return model

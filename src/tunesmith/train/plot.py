@@ -1,0 +1,50 @@
+"""Loss curves as PNG files (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .callbacks.log_file import read_log
+
+
+def smooth(values: list[float], weight: float | None = None) -> list[float]:
+    """Exponential moving average, debiased, with a weight that grows with the series length."""
+    if not values:
+        return []
+    if weight is None:
+        weight = 1.8 * (1 / (1 + math.exp(-0.05 * len(values))) - 0.5)
+    out, last = [], values[0]
+    for value in values:
+        last = last * weight + (1 - weight) * value
+        out.append(last)
+    return out
+
+
+def plot_loss(output_dir: str | Path, keys: tuple[str, ...] = ("loss", "eval_loss")) -> list[Path]:
+    """Write training_<key>.png for each key present in trainer_log.jsonl; return the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_log(output_dir)
+    written = []
+    for key in keys:
+        points = [(r["current_steps"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+        if not points:
+            continue
+        steps, values = zip(*points)
+        fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+        ax.plot(steps, values, color="#1f77b4", alpha=0.4, label="original")
+        if len(values) > 2:
+            ax.plot(steps, smooth(list(values)), color="#1f77b4", label="smoothed")
+        ax.set_title(f"{key} of {Path(output_dir).name}")
+        ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        ax.legend()
+        path = Path(output_dir) / f"training_{key}.png"
+        fig.savefig(path, format="png", bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,147 @@
+"""One readable orchestration of a training run: config -> tokenizer -> template -> data -> model ->
+method -> Trainer -> save. Everything stage-specific sits behind the Stage protocol."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config.errors import ConfigError
+from ..config.schema import Config
+from ..data.load import load_training_data
+from ..model.load import count_parameters, load_model, load_tokenizer
+from ..model.methods import apply_method
+from ..stages.base import get_stage
+from ..templates.builtin import get_template
+from .callbacks.checkpoint_marker import CheckpointMarkerCallback, checkpoints, last_complete_checkpoint
+from .save import write_run_card
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    train_loss: float | None
+    global_step: int
+    trainable_params: int
+    total_params: int
+
+
+def resume_point(cfg: Config) -> str | None:
+    """The checkpoint to resume from, or None for a fresh start; refuses to clobber an existing run."""
+    out = Path(cfg.output_dir)
+    requested = cfg.training.get("resume_from_checkpoint")
+    if requested is True or (isinstance(requested, str) and requested.lower() == "true"):
+        last = last_complete_checkpoint(out)
+        if last is None:
+            raise ConfigError(f"`resume_from_checkpoint: true` but {out} holds no complete checkpoint")
+        return str(last)
+    if isinstance(requested, str) and requested:
+        if not Path(requested).is_dir():
+            raise ConfigError(f"`resume_from_checkpoint`: {requested} is not a directory")
+        return requested
+    if out.is_dir() and any(out.iterdir()) and not cfg.run.overwrite_output_dir:
+        last = last_complete_checkpoint(out)
+        if last is not None:
+            logger.info("Resuming training from %s (set overwrite_output_dir: true to start over)", last)
+            return str(last)
+        raise ConfigError(f"output_dir {out} already exists and is not empty; set `overwrite_output_dir: true` "
+                          "to write into it, or choose another `output_dir`")
+    if any(not complete for _, _, complete in checkpoints(out)):
+        logger.warning("ignoring incomplete checkpoints in %s", out)
+    return None
+
+
+def precision(cfg: Config) -> tuple[object, dict]:
+    """dtype to load the model in, and TrainingArguments overrides. bf16/fp16 fall back to float32 on
+    machines without a CUDA GPU, with one warning."""
+    import torch
+
+    wants_bf16, wants_fp16 = bool(cfg.training.get("bf16")), bool(cfg.training.get("fp16"))
+    if not torch.cuda.is_available():
+        if wants_bf16 or wants_fp16:
+            logger.warning("%s requested but no CUDA GPU is available: training in float32 on the CPU",
+                           "bf16" if wants_bf16 else "fp16")
+        return torch.float32, {"bf16": False, "fp16": False, "dataloader_pin_memory": False}
+    if cfg.finetuning.finetuning_type == "full" or not (wants_bf16 or wants_fp16):
+        return torch.float32, {}  # float32 master weights, autocast for bf16/fp16
+    return (torch.bfloat16 if wants_bf16 else torch.float16), {}
+
+
+def training_arguments(cfg: Config, overrides: dict):
+    from transformers import TrainingArguments
+
+    kwargs = {"report_to": "none", "remove_unused_columns": False, "label_names": ["labels"],
+              "save_only_model": False}
+    kwargs.update(cfg.training)
+    kwargs.update(overrides)
+    kwargs.pop("resume_from_checkpoint", None)
+    kwargs.pop("do_train", None)
+    try:
+        return TrainingArguments(**kwargs)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"invalid training arguments: {err}") from None
+
+
+def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
+    import torch
+    from transformers import set_seed
+
+    from ..data.collate import Collator, EncodedDataset
+    from .callbacks.log_file import LogFileCallback
+    from .plot import plot_loss
+    from .trainer import TunesmithTrainer
+
+    resume = resume_point(cfg)
+    seed = int(cfg.training.get("seed", 42))
+    set_seed(seed)
+    tokenizer = load_tokenizer(cfg.model)
+    stage = get_stage(cfg.stage)
+    template = None
+    if stage.needs_template:
+        if not cfg.data.template:
+            raise ConfigError("`template` is required for stage sft: name the model family's chat template "
+                              "(e.g. qwen3_nothink, llama3, chatml)")
+        template = get_template(cfg.data.template)
+        template.check_fits(tokenizer)
+    data = load_training_data(cfg.data, stage, tokenizer, template, seed)
+
+    dtype, overrides = precision(cfg)
+    model = load_model(cfg.model, dtype)
+    model = apply_method(model, cfg.model, cfg.finetuning)
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()  # trainable weights are kept in float32
+    trainable, total = count_parameters(model)
+    logger.info("trainable params: %s || all params: %s || trainable%%: %.4f", f"{trainable:,}", f"{total:,}",
+                100.0 * trainable / max(total, 1))
+    if cfg.model.print_param_status:
+        for name, param in model.named_parameters():
+            logger.info("%s %s %s trainable=%s", name, tuple(param.shape), param.dtype, param.requires_grad)
+
+    args = training_arguments(cfg, overrides)
+    Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+    trainer = TunesmithTrainer(
+        model=model,
+        args=args,
+        train_dataset=EncodedDataset(data.train),
+        eval_dataset=EncodedDataset(data.eval) if data.eval else None,
+        data_collator=Collator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=[LogFileCallback(cfg.output_dir), CheckpointMarkerCallback(), *(extra_callbacks or [])],
+        stage=stage,
+    )
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(cfg.output_dir)
+    trainer.save_state()
+    train_loss = result.metrics.get("train_loss")
+    write_run_card(cfg, cfg.output_dir, trainable_params=trainable, total_params=total,
+                   global_step=trainer.state.global_step, train_loss=train_loss,
+                   examples=len(data.train), resumed_from=resume)
+    if cfg.finetuning.plot_loss:
+        for path in plot_loss(cfg.output_dir):
+            logger.info("loss curve written to %s", path)
+    logger.info("model saved to %s", cfg.output_dir)
+    return RunResult(Path(cfg.output_dir), train_loss, trainer.state.global_step, trainable, total)

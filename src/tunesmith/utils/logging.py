@@ -1,0 +1,31 @@
+"""Log setup: tunesmith's own lines at INFO ("2026-11-24 10:00:00 - INFO - ..."), libraries quieter."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    root = logging.getLogger("tunesmith")
+    if not any(getattr(h, "_tunesmith", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+        handler._tunesmith = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = True
+
+
+def offline_environment() -> None:
+    """No hub traffic at run time, ever; quiet library chatter that is noise for a fine-tuning run."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    # peft still calls a transformers method that transformers 5 deprecated; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
