@@ -1,0 +1,97 @@
+"""Session-scoped tiny models and data, built offline and deterministically, shared by all tests."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small alpaca set the tiny models can overfit quickly.
+ARITH = [{"instruction": f"What is {a}+{b}?", "input": "", "output": f"{a}+{b}={a + b}"}
+         for a, b in [(1, 1), (2, 3), (4, 4), (5, 2), (3, 6), (7, 1), (2, 2), (6, 3)]]
+SHAREGPT = [
+    {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello there"},
+                       {"from": "human", "value": "1+1=?"}, {"from": "gpt", "value": "2"}],
+     "system": "Be brief."},
+    {"conversations": [{"from": "human", "value": "name?"}, {"from": "gpt", "value": "Tuney"}]},
+]
+MINIMIND = [{"conversations": [{"role": "user", "content": "1+1=?"}, {"role": "assistant", "content": "2"}]}]
+PT_TEXTS = [{"text": f"Tuning a string: note {i} rises to note {i + 1}, then rests."} for i in range(24)]
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+def _build(models_dir: Path, family: str) -> Path:
+    from tunesmith.model.tiny import build_tiny_model
+
+    out = models_dir / family
+    if not (out / "config.json").exists():
+        texts = [json.dumps(r, ensure_ascii=False) for r in ARITH + SHAREGPT + MINIMIND + PT_TEXTS]
+        build_tiny_model(out, family, vocab_size=512, hidden_size=64, num_layers=4, num_heads=4, num_kv_heads=2,
+                         intermediate_size=128, seed=0, extra_corpus=tuple(texts))
+    return out
+
+
+@pytest.fixture(scope="session")
+def qwen2_model(models_dir) -> Path:
+    return _build(models_dir, "qwen2")
+
+
+@pytest.fixture(scope="session")
+def qwen2_untied_model(models_dir) -> Path:
+    return _build(models_dir, "qwen2-untied")
+
+
+@pytest.fixture(scope="session")
+def llama3_model(models_dir) -> Path:
+    return _build(models_dir, "llama3")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """A LLaMA-Factory-style data folder: dataset_info.json plus small files."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "arith.json").write_text(json.dumps(ARITH), encoding="utf-8")
+    (root / "chat.json").write_text(json.dumps(SHAREGPT), encoding="utf-8")
+    (root / "minimind.jsonl").write_text("".join(json.dumps(r) + "\n" for r in MINIMIND), encoding="utf-8")
+    (root / "pt.jsonl").write_text("".join(json.dumps(r) + "\n" for r in PT_TEXTS), encoding="utf-8")
+    info = {
+        "arith": {"file_name": "arith.json"},
+        "chat": {"file_name": "chat.json", "formatting": "sharegpt", "columns": {"messages": "conversations",
+                                                                                  "system": "system"}},
+        "minimind": {"file_name": "minimind.jsonl", "formatting": "sharegpt"},
+        "pt": {"file_name": "pt.jsonl", "columns": {"prompt": "text"}},
+        "remote": {"hf_hub_url": "someone/some-data"},
+    }
+    (root / "dataset_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return root
+
+
+@pytest.fixture()
+def train_config(tmp_path, data_dir):
+    """Build a tunesmith Config from keyword overrides on top of small, fast defaults."""
+    from tunesmith.config.load import build_config
+
+    def make(model: Path, **overrides):
+        raw = {
+            "model_name_or_path": str(model), "stage": "sft", "do_train": True, "finetuning_type": "full",
+            "dataset": "arith", "dataset_dir": str(data_dir), "template": "qwen3_nothink", "cutoff_len": 128,
+            "output_dir": str(tmp_path / "out"), "overwrite_output_dir": True, "per_device_train_batch_size": 4,
+            "learning_rate": 1e-2, "max_steps": 12, "logging_steps": 1, "save_strategy": "no",
+            "report_to": "none", "seed": 0, "disable_tqdm": True, "lr_scheduler_type": "constant",
+        }
+        raw.update(overrides)
+        return build_config({k: (v, "test") for k, v in raw.items()})
+
+    return make
