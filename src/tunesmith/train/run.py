@@ -4,6 +4,7 @@ method -> Trainer -> save. Everything stage-specific sits behind the Stage proto
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,11 @@ def training_arguments(cfg: Config, overrides: dict):
     kwargs.update(cfg.training)
     kwargs.update(overrides)
     kwargs.pop("resume_from_checkpoint", None)
+    cores = os.cpu_count() or 1
+    if kwargs.get("dataloader_num_workers", 0) > cores:
+        logger.info("dataloader_num_workers=%d capped to the %d CPU cores of this machine",
+                    kwargs["dataloader_num_workers"], cores)
+        kwargs["dataloader_num_workers"] = cores
     kwargs.pop("do_train", None)
     try:
         return TrainingArguments(**kwargs)
