@@ -15,6 +15,7 @@ from ..model.load import count_parameters, load_model, load_tokenizer
 from ..model.methods import apply_method
 from ..stages.base import get_stage
 from ..templates.builtin import get_template
+from ..templates.jinja import to_jinja
 from .callbacks.checkpoint_marker import CheckpointMarkerCallback, checkpoints, last_complete_checkpoint
 from .save import write_run_card
 
@@ -112,6 +113,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
                               "(e.g. qwen3_nothink, llama3, chatml)")
         template = get_template(cfg.data.template)
         template.check_fits(tokenizer)
+        tokenizer.chat_template = to_jinja(template)  # saved with the model: chat uses the training format
     data = load_training_data(cfg.data, stage, tokenizer, template, seed)
 
     dtype, overrides = precision(cfg)
