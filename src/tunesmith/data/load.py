@@ -1,6 +1,7 @@
 """From dataset names to encoded training (and evaluation) examples.
 
-registry -> files -> rows (capped by num_samples / max_samples) -> stage.encode -> mixed -> split.
+registry -> files -> rows (capped by num_samples / max_samples) -> stage.encode -> packed (optional)
+-> validation split -> mixed (concat / interleave_* / sequential phases).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from ..config.schema import DataArgs
 from ..types import EncodedExample
 from .encode import EncodeStats
 from .files import load_rows
+from .mix import interleave
+from .pack import pack_examples
 from .registry import DatasetAttr, get_dataset_attrs
 
 logger = logging.getLogger(__name__)
@@ -31,6 +34,7 @@ class TrainingData:
     train: list[EncodedExample]
     eval: list[EncodedExample] | None
     parts: list[DatasetPart] = field(default_factory=list)
+    phase_sizes: list[int] | None = None  # sequential mixing: consecutive example counts per dataset
 
     @property
     def stats(self) -> EncodeStats:
@@ -38,6 +42,11 @@ class TrainingData:
         for part in self.parts:
             total.merge(part.stats)
         return total
+
+
+def uses_packing(data: DataArgs, stage_name: str) -> bool:
+    """pt rows are always packed (by construction); sft packs with `packing` or `neat_packing`."""
+    return stage_name != "pt" and bool(data.packing or data.neat_packing)
 
 
 def cap_rows(attr: DatasetAttr, rows: list[dict], data: DataArgs, seed: int) -> list[dict]:
@@ -73,33 +82,63 @@ def load_part(attr: DatasetAttr, stage, tokenizer, template, data: DataArgs, see
     return DatasetPart(attr.name, examples, stats)
 
 
+def split_counts(sizes: list[int], val_size: float) -> list[int]:
+    """Validation examples to take from each part: a fraction of each, or a count spread by size."""
+    total = sum(sizes)
+    n_val = int(val_size) if val_size >= 1 else max(1, round(total * val_size))
+    if n_val >= total:
+        raise ConfigError(f"`val_size` ({val_size}) leaves no training examples out of {total}")
+    counts = [n_val * s // total for s in sizes]
+    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i])[: n_val - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def take_validation(examples: list[EncodedExample], n_val: int, seed: int
+                    ) -> tuple[list[EncodedExample], list[EncodedExample]]:
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    val_idx = set(order[:n_val])
+    return ([ex for i, ex in enumerate(examples) if i not in val_idx], [examples[i] for i in sorted(val_idx)])
+
+
 def load_training_data(data: DataArgs, stage, tokenizer, template, seed: int) -> TrainingData:
     attrs = get_dataset_attrs(data.dataset, data.dataset_dir)
     parts = [load_part(attr, stage, tokenizer, template, data, seed) for attr in attrs]
-    if len(parts) > 1 and data.mix_strategy == "concat":
-        logger.info("mix_strategy=concat: %s are concatenated and shuffled together; set mix_strategy: sequential "
-                    "to train them in the listed order", ", ".join(p.name for p in parts))
-    elif data.mix_strategy != "concat":
-        raise ConfigError(f"`mix_strategy: {data.mix_strategy}` is not available in this version; use concat")
-    train = [ex for part in parts for ex in part.examples]
-    eval_examples = None
+    pools = [part.examples for part in parts]
+    eval_examples: list[EncodedExample] | None = None
+    if not data.eval_dataset and data.val_size > 0:
+        counts = split_counts([len(p) for p in pools], data.val_size)
+        splits = [take_validation(pool, n, seed) for pool, n in zip(pools, counts)]
+        pools = [train for train, _ in splits]
+        eval_examples = [ex for _, val in splits for ex in val]
+    if uses_packing(data, stage.name):
+        before = sum(len(p) for p in pools)
+        pools = [pack_examples(pool, data.cutoff_len) for pool in pools]
+        logger.info("packing: %d sequences -> %d rows of at most %d tokens (no attention across sequences)",
+                    before, sum(len(p) for p in pools), data.cutoff_len)
+    train, phases = mix(pools, [p.name for p in parts], data, seed)
     if data.eval_dataset:
         eval_attrs = get_dataset_attrs(data.eval_dataset, data.dataset_dir)
         eval_examples = [ex for attr in eval_attrs
                          for ex in load_part(attr, stage, tokenizer, template, data, seed).examples]
-    elif data.val_size > 0:
-        train, eval_examples = split_validation(train, data.val_size, seed)
-    return TrainingData(train=train, eval=eval_examples, parts=parts)
+    return TrainingData(train=train, eval=eval_examples, parts=parts, phase_sizes=phases)
 
 
-def split_validation(examples: list[EncodedExample], val_size: float, seed: int
-                     ) -> tuple[list[EncodedExample], list[EncodedExample]]:
-    n_val = int(val_size) if val_size >= 1 else max(1, round(len(examples) * val_size))
-    if n_val >= len(examples):
-        raise ConfigError(f"`val_size` ({val_size}) leaves no training examples out of {len(examples)}")
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    val_idx = set(order[:n_val])
-    train = [ex for i, ex in enumerate(examples) if i not in val_idx]
-    val = [examples[i] for i in sorted(val_idx)]
-    return train, val
+def mix(pools: list[list[EncodedExample]], names: list[str], data: DataArgs, seed: int
+        ) -> tuple[list[EncodedExample], list[int] | None]:
+    strategy = data.mix_strategy
+    if len(pools) == 1:
+        return pools[0], ([len(pools[0])] if strategy == "sequential" else None)
+    if strategy == "sequential":
+        logger.info("mix_strategy=sequential: training %s in this order, each shuffled only within itself",
+                    " -> ".join(f"{n} ({len(p)})" for n, p in zip(names, pools)))
+        return [ex for pool in pools for ex in pool], [len(pool) for pool in pools]
+    if strategy == "concat":
+        logger.info("mix_strategy=concat: %s are concatenated and shuffled together; set mix_strategy: sequential "
+                    "to train them in the listed order", ", ".join(names))
+        return [ex for pool in pools for ex in pool], None
+    mixed = interleave(pools, data.interleave_probs or None, strategy, seed)
+    logger.info("mix_strategy=%s: %s -> %d examples, shuffled together", strategy,
+                ", ".join(f"{n} ({len(p)})" for n, p in zip(names, pools)), len(mixed))
+    return mixed, None

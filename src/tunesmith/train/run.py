@@ -98,6 +98,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
 
     from ..data.collate import Collator, EncodedDataset
     from .callbacks.log_file import LogFileCallback
+    from .callbacks.phases import PhaseLogCallback
     from .plot import plot_loss
     from .trainer import TunesmithTrainer
 
@@ -130,6 +131,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
             logger.info("%s %s %s trainable=%s", name, tuple(param.shape), param.dtype, param.requires_grad)
 
     args = training_arguments(cfg, overrides)
+    phase_log = [PhaseLogCallback([p.name for p in data.parts], data.phase_sizes)] if data.phase_sizes else []
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     trainer = TunesmithTrainer(
         model=model,
@@ -138,8 +140,11 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
         eval_dataset=EncodedDataset(data.eval) if data.eval else None,
         data_collator=Collator(tokenizer.pad_token_id),
         processing_class=tokenizer,
-        callbacks=[LogFileCallback(cfg.output_dir), CheckpointMarkerCallback(), *(extra_callbacks or [])],
+        callbacks=[LogFileCallback(cfg.output_dir), CheckpointMarkerCallback(), *phase_log,
+                   *(extra_callbacks or [])],
         stage=stage,
+        phase_sizes=data.phase_sizes,
+        shuffle=not cfg.data.disable_shuffling,
     )
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(cfg.output_dir)

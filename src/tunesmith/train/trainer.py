@@ -1,16 +1,32 @@
-"""The one transformers.Trainer subclass. Stages change only the loss; everything else is Trainer's."""
+"""The one transformers.Trainer subclass. Stages change only the loss; data order options live here."""
 
 from __future__ import annotations
 
+from torch.utils.data import SequentialSampler
 from transformers import Trainer
+
+from ..data.sampler import PhasedSampler
 
 
 class TunesmithTrainer(Trainer):
-    def __init__(self, *args, stage=None, **kwargs) -> None:
+    def __init__(self, *args, stage=None, phase_sizes: list[int] | None = None, shuffle: bool = True,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.stage = stage
+        self.phase_sizes = phase_sizes
+        self.shuffle = shuffle
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.phase_sizes:
+            return PhasedSampler(self.phase_sizes, seed=self.args.data_seed or self.args.seed, shuffle=self.shuffle)
+        if not self.shuffle:
+            return SequentialSampler(dataset)
+        return super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if "position_ids" in inputs:
+            inputs["use_cache"] = False  # with a KV cache transformers would not build the packed (block) mask
         stage_loss = getattr(self.stage, "compute_loss", None)
         if stage_loss is not None:
             return stage_loss(self, model, inputs, return_outputs, num_items_in_batch)
