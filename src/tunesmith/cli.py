@@ -12,6 +12,7 @@ USAGE = """tunesmith <command> [args]
 
 commands:
   train       fine-tune a model: tunesmith train cfg.yaml [key=value ...] | cfg.json | --key value ...
+  data        inspect data as training sees it: tunesmith data preview cfg.yaml [key=value ...] [--num N]
   tiny-model  build a small offline model with its own BPE tokenizer: tunesmith tiny-model OUT_DIR [options]
   env         print versions of tunesmith, Python, torch and the libraries it builds on
   version     print tunesmith's version
@@ -28,6 +29,37 @@ def cmd_train(argv: list[str]) -> int:
     from .train.run import run_training
 
     run_training(cfg)
+    return 0
+
+
+def cmd_data(argv: list[str]) -> int:
+    if not argv or argv[0] != "preview":
+        raise ConfigError("usage: tunesmith data preview cfg.yaml [key=value ...] [--num N] [--no-color]")
+    argv = argv[1:]
+    num, color = 3, sys.stdout.isatty()
+    if "--no-color" in argv:
+        argv.remove("--no-color")
+        color = False
+    if "--num" in argv:
+        i = argv.index("--num")
+        num = int(argv[i + 1])
+        del argv[i:i + 2]
+    from .config.load import load_config
+    from .utils.logging import offline_environment, setup_logging
+
+    cfg = load_config(argv, for_training=False)
+    offline_environment()
+    setup_logging()
+    from .data.preview import render_spans, stats_table
+    from .train.prepare import prepare
+
+    prepared = prepare(cfg)
+    marker = "highlighted" if color else "between ⟦ and ⟧"
+    for i, example in enumerate(prepared.data.train[:num]):
+        print(f"--- example {i} ({len(example.input_ids)} tokens; trained tokens {marker})")
+        print(render_spans(prepared.tokenizer, example, color=color))
+    print("---")
+    print(stats_table(prepared.data))
     return 0
 
 
@@ -83,7 +115,7 @@ def cmd_version(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "tiny-model": cmd_tiny_model, "env": cmd_env, "version": cmd_version}
+COMMANDS = {"train": cmd_train, "data": cmd_data, "tiny-model": cmd_tiny_model, "env": cmd_env, "version": cmd_version}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -134,6 +134,11 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
 )
 
 
-def validate(cfg: Config, origins: Origins) -> None:
+# Rules that only matter when a run trains and writes (not for `tunesmith data preview`).
+TRAINING_ONLY = (output_dir_is_given, trains_something)
+
+
+def validate(cfg: Config, origins: Origins, for_training: bool = True) -> None:
     for rule in RULES:
-        rule(cfg, origins)
+        if for_training or rule not in TRAINING_ONLY:
+            rule(cfg, origins)

@@ -4,18 +4,27 @@ A template is declarative: slot strings with ``{{content}}``, ``{{bos_token}}`` 
 placeholders. ``assistant`` is the trained slot (the reply and its end-of-turn token); text after
 the end-of-turn token (``assistant_sep``, e.g. ChatML's newline) is never trained, since the model
 stops generating at the end-of-turn token and never has to produce it.
+
+Tools (``Conversation.tools``) are appended to the system text and function messages are written in
+the family's call syntax (see tools.py). Reasoning templates (``reasoning=True``) follow LLaMA-Factory's
+ReasoningTemplate: a reply without a thought gets an empty one (``<think>\\n\\n</think>\\n\\n``), trained
+when thinking is enabled and part of the prompt otherwise; ``enable_thinking=False`` drops thoughts.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config.errors import ConfigError
 from ..types import Conversation, Message, Segment
+from .tools import format_function, format_tools
 
 _PLACEHOLDER = Message("assistant", "")
-_SPECIAL_MARKER = re.compile(r"<\|[^|<>\s]+\|>|\[/?INST\]|<</?SYS>>")
+_SPECIAL_MARKER = re.compile(r"<\|[^|<>\s]+\|>|<｜[^｜<>\s]+｜>|<(?:start|end)_of_turn>|\[/?INST\]|<</?SYS>>")
+_TEXT_MARKERS = {"[INST]", "[/INST]", "<<SYS>>", "<</SYS>>"}  # plain text in Llama 2 / Mistral vocabularies
+_TRAINED = ("assistant", "function")
+_CONFIGURED = object()  # `enable_thinking` not given: use the template's own setting
 
 
 @dataclass(frozen=True)
@@ -30,37 +39,96 @@ class Template:
     prefix: str = ""
     default_system: str = ""
     stop_words: tuple[str, ...] = ()
-    system_in_first_user: bool = False  # llama2/mistral: the system text goes inside the first user slot
+    system_in_first_user: bool = False  # llama2/mistral/gemma: the system text goes inside the first user slot
     description: str = ""
+    tool_format: str = "default"  # how tools and function calls are written (tools.py)
+    reasoning: bool = False  # LLaMA-Factory's ReasoningTemplate (qwen3, deepseekr1)
+    thought_words: tuple[str, str] = ("<think>\n", "\n</think>\n\n")
+    enable_thinking: bool | None = True  # reasoning only: None keeps thoughts but never trains an empty one
+    preserve_thinking: bool = False  # reasoning only: keep history thoughts in prompts and under mask_history
+    special_tokens: tuple[str, ...] | None = None  # tokens check_fits requires; None: found in the slots
 
-    def turns(self, conv: Conversation, bos: str = "", eos: str = "", default_system: str | None = None
-              ) -> list[tuple[str, str]]:
+    def configure(self, **options) -> Template:
+        """A copy with run options applied, e.g. ``configure(enable_thinking=False, tool_format="qwen")``."""
+        return replace(self, **{k: v for k, v in options.items() if v is not None or k == "enable_thinking"})
+
+    # -- thoughts ---------------------------------------------------------------------------------------
+    @property
+    def empty_thought(self) -> str:
+        return self.thought_words[0] + self.thought_words[1]
+
+    def has_thought(self, content: str) -> bool:
+        return self.thought_words[0].strip() in content or self.thought_words[1].strip() in content
+
+    def remove_thought(self, content: str) -> str:
+        open_, close = map(re.escape, self.thought_words)
+        return re.sub(f"{open_}(.*?){close}", "", content, flags=re.DOTALL).lstrip("\n")
+
+    # -- rendering --------------------------------------------------------------------------------------
+    def turns(self, conv: Conversation, bos: str = "", eos: str = "", default_system: str | None = None, *,
+              enable_thinking=_CONFIGURED, mask_history: bool = False) -> list[tuple[str, str]]:
         """Render to (prompt_text, response_text) pairs, one per trained assistant/function message.
 
         Untrained text between replies (separators, user turns, tool results) belongs to the prompt of
-        the following pair. Trailing untrained text after the last reply is dropped.
+        the following pair. Trailing untrained text after the last reply is dropped. ``mask_history``
+        (reasoning templates) drops history thoughts as LLaMA-Factory does when only the last turn trains.
         """
+        think = self.enable_thinking if enable_thinking is _CONFIGURED else enable_thinking
+        messages = list(conv.messages)
+        trained = [i for i, m in enumerate(messages) if m.role in _TRAINED]
+        empty_at: set[int] = set()
+        if self.reasoning:
+            strip = set(trained) if think is False else set()
+            if mask_history and not self.preserve_thinking:
+                strip |= set(trained[:-1])
+                trained = trained[-1:]
+            messages = [Message(m.role, self.remove_thought(m.content)) if i in strip else m
+                        for i, m in enumerate(messages)]
+            empty_at = {i for i in trained if not self.has_thought(messages[i].content)}
+        return self._pairs(conv, messages, bos, eos, default_system, empty_at, think)
+
+    def generation_prompt(self, conv: Conversation, bos: str = "", eos: str = "",
+                          default_system: str | None = None, *, enable_thinking=_CONFIGURED) -> str:
+        """Text to feed the model to get the next assistant reply (conv ends with a user turn)."""
+        think = self.enable_thinking if enable_thinking is _CONFIGURED else enable_thinking
+        messages = list(conv.messages)
+        if self.reasoning and not self.preserve_thinking:  # history thoughts are not shown to the model
+            messages = [Message(m.role, self.remove_thought(m.content)) if m.role in _TRAINED else m
+                        for m in messages]
+        messages.append(_PLACEHOLDER)
+        empty_at = {len(messages) - 1} if self.reasoning else set()
+        pairs = self._pairs(conv, messages, bos, eos, default_system, empty_at, think)
+        return "".join(p + r for p, r in pairs[:-1]) + pairs[-1][0]
+
+    def _pairs(self, conv: Conversation, messages: list[Message], bos: str, eos: str, default_system: str | None,
+               empty_at: set[int], think) -> list[tuple[str, str]]:
         fill = lambda slot, content="": (slot.replace("{{content}}", content)  # noqa: E731
                                          .replace("{{bos_token}}", bos).replace("{{eos_token}}", eos))
         system = conv.system or (default_system if default_system is not None else self.default_system)
-        pending = fill(self.prefix)
-        if system and not self.system_in_first_user:
-            pending += fill(self.system, system)
+        system_text = ""
+        if system or conv.tools:  # as LLaMA-Factory: a tools field (even "[]") opens a system block
+            tool_text = format_tools(self.tool_format, conv.tools) if conv.tools else ""
+            system_text = fill(self.system, system + tool_text)
+        pending = fill(self.prefix) + ("" if self.system_in_first_user else system_text)
         pairs: list[tuple[str, str]] = []
         first_user = True
-        for msg in conv.messages:
+        for i, msg in enumerate(messages):
             if msg.role == "user":
-                content = msg.content
-                if first_user and system and self.system_in_first_user:
-                    content = fill(self.system, system) + content
+                content = (system_text if first_user and self.system_in_first_user else "") + msg.content
                 first_user = False
                 pending += fill(self.user, content)
             elif msg.role == "observation":
                 pending += fill(self.observation or self.user, msg.content)
-            else:  # assistant / function: trained
-                slot = self.function if (msg.role == "function" and self.function) else self.assistant
-                pairs.append((pending, fill(slot, msg.content)))
+            elif msg.role == "function":
+                content = format_function(self.tool_format, msg.content, self.thought_words)
+                pairs.append((pending, fill(self.function or self.assistant, content)))
                 pending = fill(self.assistant_sep)
+            else:  # assistant: trained
+                pairs.append((pending, fill(self.assistant, msg.content)))
+                pending = fill(self.assistant_sep)
+            if i in empty_at:  # reasoning: an empty thought, trained only when thinking is enabled
+                prompt, reply = pairs[-1]
+                pairs[-1] = (prompt, self.empty_thought + reply) if think else (prompt + self.empty_thought, reply)
         return pairs
 
     def render(self, conv: Conversation, bos: str = "", eos: str = "") -> list[Segment]:
@@ -69,17 +137,14 @@ class Template:
             segments += [Segment(prompt, False), Segment(response, True)]
         return segments
 
-    def generation_prompt(self, conv: Conversation, bos: str = "", eos: str = "") -> str:
-        """Text to feed the model to get the next assistant reply (conv ends with a user turn)."""
-        pairs = self.turns(Conversation(conv.messages + (_PLACEHOLDER,), conv.system, conv.tools), bos, eos)
-        prompt_text = "".join(p + r for p, r in pairs[:-1]) + pairs[-1][0]
-        return prompt_text
-
+    # -- checks -----------------------------------------------------------------------------------------
     def markers(self) -> set[str]:
         """Special-token-looking strings in the slots; each must be one token of the tokenizer."""
+        if self.special_tokens is not None:
+            return set(self.special_tokens)
         text = "".join([self.user, self.assistant, self.assistant_sep, self.system, self.observation or "",
                         self.function or "", self.prefix])
-        return set(_SPECIAL_MARKER.findall(text)) - {"[INST]", "[/INST]", "<<SYS>>", "<</SYS>>"}
+        return set(_SPECIAL_MARKER.findall(text)) - _TEXT_MARKERS
 
     def check_fits(self, tokenizer) -> None:
         """Fail clearly when the tokenizer lacks a special token this template writes."""
@@ -88,9 +153,10 @@ class Template:
             if len(ids) != 1:
                 raise ConfigError(f"template `{self.name}` writes {marker!r}, but the tokenizer splits it into "
                                   f"{len(ids)} tokens: this template does not fit this model. Pick the template "
-                                  "of the model's family (see `tunesmith templates`) or add the token.")
-        for slot in (self.prefix, self.user, self.assistant, self.system):
-            if "{{bos_token}}" in slot and not tokenizer.bos_token:
-                raise ConfigError(f"template `{self.name}` needs a BOS token but the tokenizer has none")
-            if "{{eos_token}}" in slot and not tokenizer.eos_token:
-                raise ConfigError(f"template `{self.name}` needs an EOS token but the tokenizer has none")
+                                  "of the model's family (or leave `template` unset to use the tokenizer's own "
+                                  "chat_template) or add the token.")
+        slots = (self.prefix, self.user, self.assistant, self.system, self.function or "", self.observation or "")
+        for placeholder, token in (("{{bos_token}}", tokenizer.bos_token), ("{{eos_token}}", tokenizer.eos_token)):
+            if not token and any(placeholder in slot for slot in slots):
+                kind = placeholder.strip("{}").split("_")[0].upper()
+                raise ConfigError(f"template `{self.name}` needs a {kind} token but the tokenizer has none")

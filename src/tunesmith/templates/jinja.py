@@ -3,7 +3,9 @@
 `apply_chat_template(messages, add_generation_prompt=True)` of the result equals
 `Template.generation_prompt`, and a conversation ending with a reply renders as the training text.
 As in LLaMA-Factory-style templates the user slot already opens the assistant turn, so the generation
-prompt adds nothing after a user message.
+prompt adds nothing after a user message (except the empty thought of a reasoning template that is told
+not to think). Tools and the formatting of function calls are not exported: the Jinja renders a function
+message's content as given. A JinjaTemplate (the tokenizer's own template) exports its source unchanged.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import re
 
 from .base import Template
+from .resolve import JinjaTemplate
 
 _PLACEHOLDER = re.compile(r"(\{\{content\}\}|\{\{bos_token\}\}|\{\{eos_token\}\})")
 _VARIABLES = {"{{content}}": "content", "{{bos_token}}": "bos_token", "{{eos_token}}": "eos_token"}
@@ -35,7 +38,9 @@ def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def to_jinja(template: Template) -> str:
+def to_jinja(template: Template | JinjaTemplate) -> str:
+    if isinstance(template, JinjaTemplate):  # the tokenizer's own template: hand it back unchanged
+        return template.source
     t = template
     system_slot = _slot(t.system, "ns.system")
     lines = [
@@ -45,6 +50,8 @@ def to_jinja(template: Template) -> str:
         "{%- else -%}{%- set loop_messages = messages -%}{%- endif -%}",
         _slot(t.prefix),
     ]
+    if t.reasoning:
+        lines.insert(0, _strip_thought_macro(t))
     if not t.system_in_first_user:
         lines.append("{%- if ns.system -%}" + system_slot + "{%- endif -%}")
     lines.append("{%- for message in loop_messages -%}")
@@ -55,12 +62,47 @@ def to_jinja(template: Template) -> str:
                      + _concat(t.system, "ns.system") + " + content -%}{%- endif -%}")
     lines.append("{%- set ns.first = false -%}" + _slot(t.user))
     lines.append("{%- elif message['role'] in ('tool', 'observation') -%}" + _slot(t.observation or t.user))
-    lines.append("{%- elif message['role'] in ('function', 'function_call') -%}" + _slot(t.function or t.assistant)
-                 + _sep(t))
-    lines.append("{%- elif message['role'] == 'assistant' -%}" + _slot(t.assistant) + _sep(t))
+    lines.append("{%- elif message['role'] in ('function', 'function_call') -%}" + _thought(t)
+                 + _slot(t.function or t.assistant) + _sep(t))
+    lines.append("{%- elif message['role'] == 'assistant' -%}" + _thought(t) + _slot(t.assistant) + _sep(t))
     lines.append("{%- endif -%}")
     lines.append("{%- endfor -%}")
+    if t.reasoning and not t.enable_thinking:  # the model is told not to think: an empty thought opens the reply
+        lines.append("{%- if add_generation_prompt -%}{{ " + _literal(t.empty_thought) + " }}{%- endif -%}")
     return "\n".join(line for line in lines if line)
+
+
+def _strip_thought_macro(t: Template) -> str:
+    """Jinja twin of Template.remove_thought: cut every open...close thought, then leading newlines."""
+    open_, close = t.thought_words
+    return "".join([
+        "{%- macro strip_thought(text) -%}{%- set th = namespace(rest=text, out='') -%}",
+        "{%- for _ in range(text.count(" + _literal(open_) + ")) -%}",
+        "{%- set i = th.rest.find(" + _literal(open_) + ") -%}",
+        "{%- set j = th.rest.find(" + _literal(close) + ", i + " + str(len(open_)) + ") if i >= 0 else -1 -%}",
+        "{%- if j >= 0 -%}{%- set th.out = th.out + th.rest[:i] -%}",
+        "{%- set th.rest = th.rest[j + " + str(len(close)) + ":] -%}{%- endif -%}{%- endfor -%}",
+        "{{- (th.out + th.rest).lstrip('\\n') -}}{%- endmacro -%}",
+    ])
+
+
+def _thought(t: Template) -> str:
+    """Reasoning templates: the thought handling of Template.turns (training text) and of
+    Template.generation_prompt (history thoughts dropped) for one reply, chosen by add_generation_prompt."""
+    if not t.reasoning:
+        return ""
+    strip_when = []
+    if not t.preserve_thinking:
+        strip_when.append("add_generation_prompt")
+    if t.enable_thinking is False:
+        strip_when.append("not add_generation_prompt")
+    out = ""
+    if strip_when:
+        out += "{%- if " + " or ".join(strip_when) + " -%}{%- set content = strip_thought(content) -%}{%- endif -%}"
+    tags = [_literal(w.strip()) for w in t.thought_words]
+    out += ("{%- if not add_generation_prompt and " + tags[0] + " not in content and " + tags[1]
+            + " not in content -%}{{ " + _literal(t.empty_thought) + " }}{%- endif -%}")
+    return out
 
 
 def _sep(t: Template) -> str:

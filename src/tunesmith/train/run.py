@@ -10,13 +10,10 @@ from pathlib import Path
 
 from ..config.errors import ConfigError
 from ..config.schema import Config
-from ..data.load import load_training_data
-from ..model.load import count_parameters, load_model, load_tokenizer
+from ..model.load import count_parameters, load_model
 from ..model.methods import apply_method
-from ..stages.base import get_stage
-from ..templates.builtin import get_template
-from ..templates.jinja import to_jinja
 from .callbacks.checkpoint_marker import CheckpointMarkerCallback, checkpoints, last_complete_checkpoint
+from .prepare import prepare
 from .save import write_run_card
 
 logger = logging.getLogger(__name__)
@@ -105,17 +102,8 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     resume = resume_point(cfg)
     seed = int(cfg.training.get("seed", 42))
     set_seed(seed)
-    tokenizer = load_tokenizer(cfg.model)
-    stage = get_stage(cfg.stage)
-    template = None
-    if stage.needs_template:
-        if not cfg.data.template:
-            raise ConfigError("`template` is required for stage sft: name the model family's chat template "
-                              "(e.g. qwen3_nothink, llama3, chatml)")
-        template = get_template(cfg.data.template)
-        template.check_fits(tokenizer)
-        tokenizer.chat_template = to_jinja(template)  # saved with the model: chat uses the training format
-    data = load_training_data(cfg.data, stage, tokenizer, template, seed)
+    prepared = prepare(cfg)
+    tokenizer, stage, data = prepared.tokenizer, prepared.stage, prepared.data
 
     dtype, overrides = precision(cfg)
     model = load_model(cfg.model, dtype)

@@ -1,0 +1,38 @@
+"""The data half of a run, shared by `tunesmith train` and `tunesmith data preview`:
+tokenizer -> template (checked against the tokenizer) -> encoded datasets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config.errors import ConfigError
+from ..config.schema import Config
+from ..data.load import TrainingData, load_training_data
+from ..model.load import load_tokenizer
+from ..stages.base import Stage, get_stage
+from ..templates.builtin import get_template
+from ..templates.jinja import to_jinja
+
+
+@dataclass
+class Prepared:
+    tokenizer: object
+    stage: Stage
+    template: object | None
+    data: TrainingData
+
+
+def prepare(cfg: Config) -> Prepared:
+    tokenizer = load_tokenizer(cfg.model)
+    stage = get_stage(cfg.stage)
+    template = None
+    if stage.needs_template:
+        if not cfg.data.template:
+            raise ConfigError("`template` is required for stage sft: name the model family's chat template "
+                              "(e.g. qwen3_nothink, llama3, chatml)")
+        template = get_template(cfg.data.template)
+        template.check_fits(tokenizer)
+        tokenizer.chat_template = to_jinja(template)  # saved with the model: chat uses the training format
+    seed = int(cfg.training.get("seed", 42))
+    data = load_training_data(cfg.data, stage, tokenizer, template, seed)
+    return Prepared(tokenizer, stage, template, data)
