@@ -27,6 +27,12 @@ MINIMIND = [{"conversations": [{"role": "user", "content": "1+1=?"}, {"role": "a
 PT_TEXTS = [{"text": f"Tuning a string: note {i} rises to note {i + 1}, then rests."} for i in range(24)]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Tokenized-data cache in a temporary folder, never the user's home."""
+    os.environ["TUNESMITH_CACHE_DIR"] = str(tmp_path_factory.mktemp("tokenized-cache"))
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import random
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from ..config.errors import ConfigError
 from ..config.schema import DataArgs
 from ..types import EncodedExample
+from . import cache
 from .encode import EncodeStats
 from .files import load_rows
 from .mix import interleave
@@ -64,6 +66,13 @@ def cap_rows(attr: DatasetAttr, rows: list[dict], data: DataArgs, seed: int) -> 
 
 
 def load_part(attr: DatasetAttr, stage, tokenizer, template, data: DataArgs, seed: int) -> DatasetPart:
+    cached_at = None
+    if attr.load_from == "file" and Path(attr.source).exists():
+        cached_at = cache.cache_path(attr, cache.cache_key(attr, stage.name, tokenizer, template, data, seed), data)
+        hit = None if data.overwrite_cache else cache.load(cached_at)
+        if hit is not None:
+            logger.info("dataset %s: %d encoded sequences loaded from cache %s", attr.name, len(hit[0]), cached_at)
+            return DatasetPart(attr.name, *hit)
     rows = cap_rows(attr, load_rows(attr), data, seed)
     if not rows:
         raise ConfigError(f"dataset `{attr.name}` ({attr.source}) is empty")
@@ -79,6 +88,11 @@ def load_part(attr: DatasetAttr, stage, tokenizer, template, data: DataArgs, see
     logger.info("dataset %s: %d examples -> %d sequences, %d tokens (%.1f%% trained), %d truncated",
                 attr.name, stats.examples, len(examples), stats.tokens,
                 100.0 * stats.trained_tokens / max(stats.tokens, 1), stats.truncated)
+    if cached_at is not None:
+        try:
+            cache.save(cached_at, examples, stats)
+        except OSError as err:  # a read-only or full cache disk must not stop training
+            logger.warning("could not write the tokenized cache %s: %s", cached_at, err)
     return DatasetPart(attr.name, examples, stats)
 
 

@@ -1,0 +1,102 @@
+"""Cache of encoded datasets, keyed by everything that changes the encoding.
+
+The key hashes the data file contents, the registry entry, the tokenizer (its full serialised form and
+special tokens), the template, the stage, cutoff_len and the masking options, caps and seed. Any change
+to one of them gives a new key, so a stale cache is never read. Entries are written atomically.
+Location: `tokenized_path` if set, else $TUNESMITH_CACHE_DIR, else ~/.cache/tunesmith/tokenized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from .. import __version__
+from ..config.schema import DataArgs
+from ..types import EncodedExample
+from .encode import EncodeStats
+from .registry import DatasetAttr
+
+_ENCODING_KEYS = ("cutoff_len", "train_on_prompt", "mask_history", "max_samples", "default_system",
+                  "enable_thinking", "tool_format")
+
+
+def cache_dir(data: DataArgs) -> Path:
+    if data.tokenized_path:
+        return Path(data.tokenized_path)
+    return Path(os.environ.get("TUNESMITH_CACHE_DIR", Path.home() / ".cache" / "tunesmith" / "tokenized"))
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(attr: DatasetAttr, stage_name: str, tokenizer, template, data: DataArgs, seed: int) -> str:
+    tokenizer_id = hashlib.blake2b(tokenizer.backend_tokenizer.to_str().encode(), digest_size=16).hexdigest()
+    parts = {
+        "version": __version__,
+        "stage": stage_name,
+        "data": _file_digest(Path(attr.source)),
+        "attr": asdict(attr) | {"source": None},
+        "tokenizer": [tokenizer_id, tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token],
+        "template": repr(template),
+        "options": {k: getattr(data, k) for k in _ENCODING_KEYS},
+        "seed": seed if attr.num_samples is not None else None,
+    }
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
+
+
+def cache_path(attr: DatasetAttr, key: str, data: DataArgs) -> Path:
+    return cache_dir(data) / f"{attr.name}-{key}.npz"
+
+
+def load(path: Path) -> tuple[list[EncodedExample], EncodeStats] | None:
+    import numpy as np
+
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            offsets = npz["offsets"].tolist()
+            ids, labels = npz["input_ids"].tolist(), npz["labels"].tolist()
+            positions = npz["position_ids"].tolist() if "position_ids" in npz else None
+            stats = EncodeStats(**json.loads(str(npz["stats"])))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable entry (e.g. another version's layout): encode again and overwrite it
+    examples = []
+    for start, end in zip(offsets, offsets[1:]):
+        meta = {"position_ids": positions[start:end]} if positions is not None else {}
+        examples.append(EncodedExample(ids[start:end], labels[start:end], meta=meta))
+    return examples, stats
+
+
+def save(path: Path, examples: list[EncodedExample], stats: EncodeStats) -> None:
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    offsets = [0]
+    for ex in examples:
+        offsets.append(offsets[-1] + len(ex.input_ids))
+    arrays = {
+        "input_ids": np.fromiter((t for ex in examples for t in ex.input_ids), dtype=np.int32, count=offsets[-1]),
+        "labels": np.fromiter((t for ex in examples for t in ex.labels), dtype=np.int32, count=offsets[-1]),
+        "offsets": np.asarray(offsets, dtype=np.int64),
+        "stats": np.asarray(json.dumps({f.name: getattr(stats, f.name) for f in fields(stats)})),
+    }
+    if examples and "position_ids" in examples[0].meta:
+        arrays["position_ids"] = np.fromiter((p for ex in examples for p in ex.meta["position_ids"]),
+                                             dtype=np.int32, count=offsets[-1])
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with tmp.open("wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
