@@ -54,12 +54,15 @@ def cmd_data(argv: list[str]) -> int:
     from .train.prepare import prepare
 
     prepared = prepare(cfg)
+    data = prepared.data
     marker = "highlighted" if color else "between ⟦ and ⟧"
-    for i, example in enumerate(prepared.data.train[:num]):
+    head = data.train[:num] if isinstance(data.train, list) else data.train.head(num)
+    for i, example in enumerate(head):
         print(f"--- example {i} ({len(example.input_ids)} tokens; trained tokens {marker})")
         print(render_spans(prepared.tokenizer, example, color=color))
     print("---")
-    print(stats_table(prepared.data))
+    print(stats_table(data) if isinstance(data.train, list) else "streaming: statistics need a full pass; "
+          "run without `streaming: true` to see them")
     return 0
 
 

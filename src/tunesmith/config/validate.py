@@ -117,6 +117,12 @@ def batch_values_positive(cfg: Config, origins: Origins) -> None:
                           "or `max_steps` > 0")
 
 
+def streaming_needs_max_steps(cfg: Config, origins: Origins) -> None:
+    if cfg.data.streaming and cfg.training.get("max_steps", -1) <= 0:
+        raise ConfigError(f"{_where(origins, 'streaming')}: `streaming: true` needs `max_steps` > 0 "
+                          "(a stream has no known length, so epochs cannot be counted)")
+
+
 RULES: tuple[Callable[[Config, Origins], None], ...] = (
     model_is_given,
     output_dir_is_given,
@@ -131,6 +137,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     interleave_probs_match,
     one_precision,
     batch_values_positive,
+    streaming_needs_max_steps,
 )
 
 

@@ -33,7 +33,7 @@ class DatasetPart:
 
 @dataclass
 class TrainingData:
-    train: list[EncodedExample]
+    train: list[EncodedExample]  # or a data.stream.StreamingDataset with `streaming: true`
     eval: list[EncodedExample] | None
     parts: list[DatasetPart] = field(default_factory=list)
     phase_sizes: list[int] | None = None  # sequential mixing: consecutive example counts per dataset
@@ -116,8 +116,25 @@ def take_validation(examples: list[EncodedExample], n_val: int, seed: int
     return ([ex for i, ex in enumerate(examples) if i not in val_idx], [examples[i] for i in sorted(val_idx)])
 
 
+def load_streaming_data(attrs, data: DataArgs, stage, tokenizer, template, seed: int) -> TrainingData:
+    from .stream import StreamingDataset
+
+    if 0 < data.val_size < 1:
+        raise ConfigError("`val_size` must be a count (>= 1) with `streaming: true`: the stream's length is unknown")
+    n_val = int(data.val_size)
+    stream = StreamingDataset(attrs, stage, tokenizer, template, data, seed, uses_packing(data, stage.name),
+                              skip=n_val)
+    eval_examples = stream.head(n_val) if n_val else None
+    logger.info("streaming %s (%s); shuffle buffer of %d examples%s", ", ".join(a.name for a in attrs),
+                "interleaved" if data.mix_strategy.startswith("interleave") else "in the listed order",
+                data.buffer_size, f"; the first {n_val} examples are the evaluation split" if n_val else "")
+    return TrainingData(train=stream, eval=eval_examples)
+
+
 def load_training_data(data: DataArgs, stage, tokenizer, template, seed: int) -> TrainingData:
     attrs = get_dataset_attrs(data.dataset, data.dataset_dir)
+    if data.streaming:
+        return load_streaming_data(attrs, data, stage, tokenizer, template, seed)
     parts = [load_part(attr, stage, tokenizer, template, data, seed) for attr in attrs]
     pools = [part.examples for part in parts]
     eval_examples: list[EncodedExample] | None = None

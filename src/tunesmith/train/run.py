@@ -124,7 +124,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     trainer = TunesmithTrainer(
         model=model,
         args=args,
-        train_dataset=EncodedDataset(data.train),
+        train_dataset=EncodedDataset(data.train) if isinstance(data.train, list) else data.train,
         eval_dataset=EncodedDataset(data.eval) if data.eval else None,
         data_collator=Collator(tokenizer.pad_token_id),
         processing_class=tokenizer,
@@ -140,7 +140,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     train_loss = result.metrics.get("train_loss")
     write_run_card(cfg, cfg.output_dir, trainable_params=trainable, total_params=total,
                    global_step=trainer.state.global_step, train_loss=train_loss,
-                   examples=len(data.train), resumed_from=resume)
+                   examples=len(data.train) if isinstance(data.train, list) else None, resumed_from=resume)
     if cfg.finetuning.plot_loss:
         for path in plot_loss(cfg.output_dir):
             logger.info("loss curve written to %s", path)

@@ -1,0 +1,123 @@
+"""Streaming (`streaming: true`): rows are read lazily, encoded in batches and shuffled in a bounded
+buffer, so data larger than memory trains with constant memory. Requires `max_steps`.
+
+Datasets are consumed in the listed order for concat/sequential, or drawn from alternately (or with
+`interleave_probs`) for interleave_*; packing applies within each encoded batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+
+import torch
+
+from ..config.errors import ConfigError
+from ..config.schema import DataArgs
+from .files import FILE_TYPES, read_file
+from .pack import pack_examples
+from .registry import DatasetAttr
+
+
+def iter_rows(attr: DatasetAttr) -> Iterator[dict]:
+    """Rows of a registered file or folder, one at a time (a .json array is parsed whole)."""
+    if attr.load_from != "file":
+        raise ConfigError(f"dataset `{attr.name}` is registered with a hub/remote source ({attr.source}); tunesmith "
+                          "reads local files only (no network here). Download it, then register it with `file_name`.")
+    path = Path(attr.source)
+    if not path.exists():
+        raise ConfigError(f"dataset `{attr.name}`: file {path} not found (from `file_name` in dataset_info.json)")
+    files = sorted(p for p in path.rglob("*") if p.suffix in FILE_TYPES) if path.is_dir() else [path]
+    for file in files:
+        if file.suffix == ".jsonl":
+            with file.open(encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if line.strip():
+                        try:
+                            yield json.loads(line)
+                        except json.JSONDecodeError as err:
+                            raise ConfigError(f"{file}:{lineno}: invalid JSON line: {err.msg}") from None
+        elif file.suffix == ".txt":
+            with file.open(encoding="utf-8") as fh:
+                yield from ({"text": line.rstrip("\n")} for line in fh if line.strip())
+        elif file.suffix == ".csv":
+            with file.open(encoding="utf-8", newline="") as fh:
+                yield from csv.DictReader(fh)
+        elif file.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(file).iter_batches(batch_size=1024):
+                yield from batch.to_pylist()
+        else:
+            yield from read_file(file, attr.name)
+
+
+class StreamingDataset(torch.utils.data.IterableDataset):
+    def __init__(self, attrs: list[DatasetAttr], stage, tokenizer, template, data: DataArgs, seed: int,
+                 packing: bool, skip: int = 0) -> None:
+        self.attrs, self.stage, self.tokenizer, self.template = attrs, stage, tokenizer, template
+        self.data, self.seed, self.packing, self.skip = data, seed, packing, skip
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _encoded(self, attr: DatasetAttr) -> Iterator:
+        rows = iter_rows(attr)
+        if self.data.max_samples is not None:
+            rows = islice(rows, self.data.max_samples)
+        while batch := list(islice(rows, self.data.preprocessing_batch_size)):
+            examples, _ = self.stage.encode(attr, batch, self.tokenizer, self.template, self.data)
+            yield from (pack_examples(examples, self.data.cutoff_len) if self.packing else examples)
+
+    def _mixed(self) -> Iterator:
+        streams = [self._encoded(attr) for attr in self.attrs]
+        if not self.data.mix_strategy.startswith("interleave"):
+            for stream in streams:
+                yield from stream
+            return
+        rng = random.Random(self.seed + self.epoch)
+        probs = list(self.data.interleave_probs) or None
+        live = list(range(len(streams)))
+        turn = 0
+        while live:
+            k = rng.choices(live, weights=[probs[i] for i in live])[0] if probs else live[turn % len(live)]
+            turn += 1
+            example = next(streams[k], None)
+            if example is None:
+                if self.data.mix_strategy == "interleave_under":
+                    return
+                live.remove(k)
+                continue
+            yield example
+
+    def __iter__(self) -> Iterator[dict]:
+        rng = random.Random(self.seed * 7919 + self.epoch)
+        buffer: list = []
+        size = max(1, self.data.buffer_size) if not self.data.disable_shuffling else 1
+        for n, example in enumerate(self._mixed()):
+            if n < self.skip:  # the first `skip` examples are held out for evaluation
+                continue
+            if len(buffer) < size:
+                buffer.append(example)
+                continue
+            i = rng.randrange(size)
+            buffer[i], example = example, buffer[i]
+            yield _item(example)
+        rng.shuffle(buffer)
+        yield from map(_item, buffer)
+
+    def head(self, n: int) -> list:
+        """The first ``n`` encoded examples in stream order (used as the evaluation split)."""
+        return list(islice(self._mixed(), n))
+
+
+def _item(example) -> dict:
+    item = {"input_ids": example.input_ids, "labels": example.labels}
+    if "position_ids" in example.meta:
+        item["position_ids"] = example.meta["position_ids"]
+    return item
