@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, fields
+from itertools import chain
 from pathlib import Path
 
 from .. import __version__
@@ -87,15 +88,16 @@ def save(path: Path, examples: list[EncodedExample], stats: EncodeStats) -> None
     offsets = [0]
     for ex in examples:
         offsets.append(offsets[-1] + len(ex.input_ids))
+    flat = lambda field: np.fromiter(chain.from_iterable(field(ex) for ex in examples),  # noqa: E731
+                                     dtype=np.int32, count=offsets[-1])
     arrays = {
-        "input_ids": np.fromiter((t for ex in examples for t in ex.input_ids), dtype=np.int32, count=offsets[-1]),
-        "labels": np.fromiter((t for ex in examples for t in ex.labels), dtype=np.int32, count=offsets[-1]),
+        "input_ids": flat(lambda ex: ex.input_ids),
+        "labels": flat(lambda ex: ex.labels),
         "offsets": np.asarray(offsets, dtype=np.int64),
         "stats": np.asarray(json.dumps({f.name: getattr(stats, f.name) for f in fields(stats)})),
     }
     if examples and "position_ids" in examples[0].meta:
-        arrays["position_ids"] = np.fromiter((p for ex in examples for p in ex.meta["position_ids"]),
-                                             dtype=np.int32, count=offsets[-1])
+        arrays["position_ids"] = flat(lambda ex: ex.meta["position_ids"])
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with tmp.open("wb") as fh:
         np.savez(fh, **arrays)

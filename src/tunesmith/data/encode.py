@@ -73,9 +73,8 @@ def encode_supervised(
     out: list[EncodedExample] = []
     for n, turns in enumerate(all_turns):
         pairs = [(next(ids), next(ids)) for _ in turns]
-        example, truncated = _assemble(pairs, cutoff_len, train_on_prompt, mask_history)
+        example, truncated, n_trained = _assemble(pairs, cutoff_len, train_on_prompt, mask_history)
         stats.truncated += truncated
-        n_trained = sum(1 for label in example.labels if label != IGNORE_INDEX)
         if n_trained == 0:
             stats.dropped_empty += 1
             stats.dropped_rows.append(row_ids[n] if row_ids is not None else n)
@@ -88,24 +87,34 @@ def encode_supervised(
 
 
 def _assemble(pairs: list[tuple[list[int], list[int]]], cutoff_len: int, train_on_prompt: bool,
-              mask_history: bool) -> tuple[EncodedExample, bool]:
+              mask_history: bool) -> tuple[EncodedExample, bool, int]:
+    """Concatenate (prompt, reply) id pairs under the budget; returns the example, whether anything was
+    cut, and the number of trained (reply) tokens."""
     input_ids: list[int] = []
     labels: list[int] = []
     truncated = False
+    n_trained = 0
     last = len(pairs) - 1
     for turn, (source, target) in enumerate(pairs):
         budget = cutoff_len - len(input_ids)
         if budget <= 0:
             truncated = True
             break
-        keep_source, keep_target = split_budget(len(source), len(target), budget)
-        if keep_source < len(source) or keep_target < len(target):
+        if len(source) + len(target) > budget:
+            keep_source, keep_target = split_budget(len(source), len(target), budget)
+            source, target = source[:keep_source], target[:keep_target]
             truncated = True
-        source, target = source[:keep_source], target[:keep_target]
-        input_ids += source + target
+        input_ids += source
+        input_ids += target
         labels += source if train_on_prompt else [IGNORE_INDEX] * len(source)
-        labels += [IGNORE_INDEX] * len(target) if (mask_history and turn != last) else target
-    return EncodedExample(input_ids=input_ids, labels=labels), truncated
+        if mask_history and turn != last:
+            labels += [IGNORE_INDEX] * len(target)
+        else:
+            labels += target
+            n_trained += len(target)
+    if train_on_prompt:
+        n_trained = sum(1 for label in labels if label != IGNORE_INDEX)
+    return EncodedExample(input_ids=input_ids, labels=labels), truncated, n_trained
 
 
 def encode_pretrain(texts: Sequence[str], tokenizer, cutoff_len: int, add_eos: bool = True
