@@ -22,3 +22,10 @@ def test_preview_does_not_need_output_dir_but_reports_data_errors(data_dir, qwen
                  "--dataset_dir", str(data_dir), "--template", "qwen"])
     assert code == 2
     assert "dataset `nothere` is not in" in capsys.readouterr().err
+
+
+def test_without_template_the_tokenizers_own_chat_template_gives_the_same_masks(qwen2_model, data_dir, capsys):
+    args = ["data", "preview", "--model_name_or_path", str(qwen2_model), "--dataset", "minimind",
+            "--dataset_dir", str(data_dir), "--num", "1", "--no-color"]
+    assert main(args) == 0
+    assert "<|im_start|>user\n1+1=?<|im_end|>\n<|im_start|>assistant\n⟦2<|im_end|>⟧" in capsys.readouterr().out

@@ -66,7 +66,7 @@ def encode_supervised(
     row_ids: Sequence[int] | None = None,
 ) -> tuple[list[EncodedExample], EncodeStats]:
     bos, eos = tokenizer.bos_token or "", tokenizer.eos_token or ""
-    all_turns = [template.turns(conv, bos, eos, default_system) for conv in convs]
+    all_turns = [template.turns(conv, bos, eos, default_system, mask_history=mask_history) for conv in convs]
     flat = [text for turns in all_turns for pair in turns for text in pair]
     ids = iter(tokenize_texts(tokenizer, flat))
     stats = EncodeStats(examples=len(convs))

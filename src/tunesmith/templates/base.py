@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from ..config.errors import ConfigError
 from ..types import Conversation, Message, Segment
-from .tools import format_function, format_tools
+from .tools import FORMATS, format_function, format_tools
 
 _PLACEHOLDER = Message("assistant", "")
 _SPECIAL_MARKER = re.compile(r"<\|[^|<>\s]+\|>|<｜[^｜<>\s]+｜>|<(?:start|end)_of_turn>|\[/?INST\]|<</?SYS>>")
@@ -49,7 +49,10 @@ class Template:
     special_tokens: tuple[str, ...] | None = None  # tokens check_fits requires; None: found in the slots
 
     def configure(self, **options) -> Template:
-        """A copy with run options applied, e.g. ``configure(enable_thinking=False, tool_format="qwen")``."""
+        """A copy with run options applied, e.g. ``configure(enable_thinking=False, tool_format="qwen")``;
+        None leaves an option as it is, except ``enable_thinking`` where None is a setting of its own."""
+        if options.get("tool_format") not in (None, *FORMATS):
+            raise ConfigError(f"unknown tool_format `{options['tool_format']}`; known: {', '.join(FORMATS)}")
         return replace(self, **{k: v for k, v in options.items() if v is not None or k == "enable_thinking"})
 
     # -- thoughts ---------------------------------------------------------------------------------------

@@ -39,7 +39,8 @@ _CHATML = dict(
 _QWEN = dict(
     _CHATML,
     function="{{content}}<|im_end|>",
-    observation="<|im_start|>user\n<tool_response>\n{{content}}\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
+    observation="<|im_start|>user\n<tool_response>\n{{content}}\n</tool_response><|im_end|>\n"
+                "<|im_start|>assistant\n",
     stop_words=("<|im_end|>",),
     tool_format="qwen",
 )
@@ -52,7 +53,8 @@ _GEMMA = dict(
     prefix="{{bos_token}}",
     system_in_first_user=True,
 )
-_DEEPSEEK3 = dict(user="<｜User｜>{{content}}<｜Assistant｜>", assistant="{{content}}{{eos_token}}", prefix="{{bos_token}}")
+_DEEPSEEK3 = dict(user="<｜User｜>{{content}}<｜Assistant｜>", assistant="{{content}}{{eos_token}}",
+                  prefix="{{bos_token}}")
 
 # -- plain-text markup ----------------------------------------------------------------------------------
 register(Template(name="empty", user="{{content}}", assistant="{{content}}",

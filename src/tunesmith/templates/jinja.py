@@ -77,7 +77,7 @@ def _strip_thought_macro(t: Template) -> str:
     open_, close = t.thought_words
     return "".join([
         "{%- macro strip_thought(text) -%}{%- set th = namespace(rest=text, out='') -%}",
-        "{%- for _ in range(text.count(" + _literal(open_) + ")) -%}",
+        "{%- for k in range(text.count(" + _literal(open_) + ")) -%}",
         "{%- set i = th.rest.find(" + _literal(open_) + ") -%}",
         "{%- set j = th.rest.find(" + _literal(close) + ", i + " + str(len(open_)) + ") if i >= 0 else -1 -%}",
         "{%- if j >= 0 -%}{%- set th.out = th.out + th.rest[:i] -%}",

@@ -60,7 +60,8 @@ def _default_tools(tools: list[dict]) -> str:
             enum = f", should be one of [{', '.join(map(str, param['enum']))}]" if param.get("enum") else ""
             items = f", where each item should be {param['items'].get('type', '')}" if param.get("items") else ""
             args += f"  - {name} ({param.get('type', '')}{required}): {param.get('description', '')}{enum}{items}\n"
-        tool_text += f"> Tool Name: {tool['name']}\nTool Description: {tool.get('description', '')}\nTool Args:\n{args}\n"
+        tool_text += (f"> Tool Name: {tool['name']}\nTool Description: {tool.get('description', '')}\n"
+                      f"Tool Args:\n{args}\n")
         names.append(tool["name"])
     return DEFAULT_TOOL_PROMPT.format(tool_text=tool_text, tool_names=", ".join(names))
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config.errors import ConfigError
 from ..config.schema import Config
 from ..data.load import TrainingData, load_training_data
 from ..model.load import load_tokenizer
 from ..stages.base import Stage, get_stage
-from ..templates.builtin import get_template
+from ..templates.resolve import resolve_template
 from ..templates.jinja import to_jinja
 
 
@@ -27,10 +26,8 @@ def prepare(cfg: Config) -> Prepared:
     stage = get_stage(cfg.stage)
     template = None
     if stage.needs_template:
-        if not cfg.data.template:
-            raise ConfigError("`template` is required for stage sft: name the model family's chat template "
-                              "(e.g. qwen3_nothink, llama3, chatml)")
-        template = get_template(cfg.data.template)
+        template = resolve_template(cfg.data.template, tokenizer).configure(
+            enable_thinking=cfg.data.enable_thinking, tool_format=cfg.data.tool_format)
         template.check_fits(tokenizer)
         tokenizer.chat_template = to_jinja(template)  # saved with the model: chat uses the training format
     seed = int(cfg.training.get("seed", 42))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ...config.errors import ConfigError
 from ...types import Conversation, Message
 from ..registry import DatasetAttr
@@ -61,4 +63,5 @@ def to_conversation(attr: DatasetAttr, row: dict, index: int, allow_open_end: bo
         raise ConfigError(f"{where}: the conversation ends with a {messages[-1].role} turn; "
                           "it must end with an assistant reply")
     tools = check_column(attr, row, index, "tools", (str, list, dict), required=False) or ""
-    return Conversation(tuple(messages), system=system, tools=tools if isinstance(tools, str) else str(tools))
+    tools_text = tools if isinstance(tools, str) else json.dumps(tools, ensure_ascii=False)
+    return Conversation(tuple(messages), system=system, tools=tools_text)
