@@ -24,7 +24,7 @@ def cmd_train(argv: list[str]) -> int:
     from .utils.logging import offline_environment, setup_logging
 
     cfg = load_config(argv)  # validated before torch is imported
-    offline_environment(cfg.data.preprocessing_num_workers)
+    offline_environment()
     setup_logging()
     from .train.run import run_training
 
@@ -48,7 +48,7 @@ def cmd_data(argv: list[str]) -> int:
     from .utils.logging import offline_environment, setup_logging
 
     cfg = load_config(argv, for_training=False)
-    offline_environment(cfg.data.preprocessing_num_workers)
+    offline_environment()
     setup_logging()
     from .data.preview import render_spans, stats_table
     from .train.prepare import prepare

@@ -49,7 +49,9 @@ class DataArgs:
     mask_history: bool = opt(False, "Train only the last assistant turn of each conversation.")
     max_samples: int | None = opt(None, "Keep at most this many examples per dataset.")
     val_size: float = opt(0.0, "Held-out fraction (< 1) or count (>= 1) of the training data for evaluation.")
-    preprocessing_num_workers: int | None = opt(None, "Processes for preprocessing (capped by CPU count).")
+    preprocessing_num_workers: int | None = opt(
+        None, "Accepted for LLaMA-Factory compatibility: tunesmith tokenizes in batches on the tokenizer's own "
+              "thread pool, which uses every CPU core whatever this says.")
     preprocessing_batch_size: int = opt(1000, "Examples per preprocessing batch.")
     overwrite_cache: bool = opt(False, "Re-tokenise even if a cached result exists.")
     packing: bool | None = opt(None, "Pack several sequences per row (default: on for pt, off otherwise).")

@@ -6,7 +6,9 @@ registry -> files -> rows (capped by num_samples / max_samples) -> stage.encode 
 
 from __future__ import annotations
 
+import gc
 import logging
+from contextlib import contextmanager
 import random
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -65,7 +67,25 @@ def cap_rows(attr: DatasetAttr, rows: list[dict], data: DataArgs, seed: int) -> 
     return rows
 
 
+@contextmanager
+def gc_paused():
+    """Pause Python's cyclic GC while building millions of int lists: they hold no cycles, and the
+    generational collector would otherwise rescan them over and over (measured: up to 2x the time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_part(attr: DatasetAttr, stage, tokenizer, template, data: DataArgs, seed: int) -> DatasetPart:
+    with gc_paused():
+        return _load_part(attr, stage, tokenizer, template, data, seed)
+
+
+def _load_part(attr: DatasetAttr, stage, tokenizer, template, data: DataArgs, seed: int) -> DatasetPart:
     cached_at = None
     if attr.load_from == "file" and Path(attr.source).exists():
         cached_at = cache.cache_path(attr, cache.cache_key(attr, stage.name, tokenizer, template, data, seed), data)

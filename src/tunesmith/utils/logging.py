@@ -21,14 +21,8 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.propagate = True
 
 
-def offline_environment(preprocessing_workers: int | None = None) -> None:
-    """No hub traffic at run time, ever; quiet library chatter that is noise for a fine-tuning run.
-
-    ``preprocessing_workers`` sizes the tokenizer's thread pool (capped by the CPU count; 16 on a
-    2-core machine simply uses 2). It must be set before the first batch encode starts that pool.
-    """
-    if preprocessing_workers:
-        os.environ.setdefault("RAYON_NUM_THREADS", str(max(1, min(preprocessing_workers, os.cpu_count() or 1))))
+def offline_environment() -> None:
+    """No hub traffic at run time, ever; quiet library chatter that is noise for a fine-tuning run."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
