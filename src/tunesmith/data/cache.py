@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import threading
 from dataclasses import asdict, fields
 from itertools import chain
 from pathlib import Path
@@ -20,6 +22,8 @@ from ..config.schema import DataArgs
 from ..types import EncodedExample
 from .encode import EncodeStats
 from .registry import DatasetAttr
+
+logger = logging.getLogger(__name__)
 
 _ENCODING_KEYS = ("cutoff_len", "train_on_prompt", "mask_history", "max_samples", "default_system",
                   "enable_thinking", "tool_format")
@@ -61,9 +65,37 @@ def cache_path(attr: DatasetAttr, key: str, data: DataArgs) -> Path:
     return cache_dir(data) / f"{attr.name}-{key}.npz"
 
 
+_WRITERS: dict[Path, threading.Thread] = {}
+
+
+def save_in_background(path: Path, examples: list[EncodedExample], stats: EncodeStats) -> None:
+    """Write the entry on a thread, overlapping the write with model loading. The thread is not a
+    daemon, so the interpreter finishes it before exiting; the atomic rename means a reader sees either
+    the whole entry or none."""
+
+    def write() -> None:
+        try:
+            save(path, examples, stats)
+        except OSError as err:  # a read-only or full cache disk must not stop training
+            logger.warning("could not write the tokenized cache %s: %s", path, err)
+
+    thread = threading.Thread(target=write, name=f"tunesmith-cache-{path.name}")
+    _WRITERS[path] = thread
+    thread.start()
+
+
+def wait_for_writes() -> None:
+    for thread in list(_WRITERS.values()):
+        thread.join()
+    _WRITERS.clear()
+
+
 def load(path: Path) -> tuple[list[EncodedExample], EncodeStats] | None:
     import numpy as np
 
+    pending = _WRITERS.pop(path, None)
+    if pending is not None:
+        pending.join()
     if not path.is_file():
         return None
     try:

@@ -109,10 +109,7 @@ def _load_part(attr: DatasetAttr, stage, tokenizer, template, data: DataArgs, se
                 attr.name, stats.examples, len(examples), stats.tokens,
                 100.0 * stats.trained_tokens / max(stats.tokens, 1), stats.truncated)
     if cached_at is not None:
-        try:
-            cache.save(cached_at, examples, stats)
-        except OSError as err:  # a read-only or full cache disk must not stop training
-            logger.warning("could not write the tokenized cache %s: %s", cached_at, err)
+        cache.save_in_background(cached_at, examples, stats)
     return DatasetPart(attr.name, examples, stats)
 
 
