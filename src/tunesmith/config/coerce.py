@@ -75,6 +75,27 @@ def to_list(key: str, value: Any, origin: str) -> list[Any]:
     raise _fail(key, value, "a comma-separated list", origin)
 
 
+def to_mapping(key: str, value: Any, origin: str) -> dict:
+    """A YAML mapping, or `a=1,b=2` text; a bare value (no `=`) means `*=value` (applies to all)."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        out = {}
+        for item in (i.strip() for i in value.split(",")):
+            if not item:
+                continue
+            name, sep, val = item.rpartition("=")
+            if not sep:
+                name, val = "*", item
+            if not name.strip():
+                raise _fail(key, value, "`name=value` pairs separated by commas", origin)
+            out[name.strip()] = val.strip()
+        return out
+    raise _fail(key, value, "a mapping or `name=value` pairs", origin)
+
+
 _SCALARS = {bool: to_bool, int: to_int, float: to_float, str: to_str}
 
 
@@ -89,6 +110,10 @@ def coerce_typed(key: str, value: Any, annotation: Any, origin: str) -> Any:
     if origin_type is tuple:
         item_type = typing.get_args(annotation)[0]
         return tuple(coerce_typed(key, item, item_type, origin) for item in to_list(key, value, origin))
+    if origin_type is dict:
+        _, value_type = typing.get_args(annotation)
+        return {str(k): coerce_typed(f"{key}[{k}]", v, value_type, origin)
+                for k, v in to_mapping(key, value, origin).items()}
     if annotation in _SCALARS:
         if value is None:
             raise _fail(key, value, f"a {annotation.__name__} (not empty)", origin)

@@ -13,6 +13,7 @@ from .schema import SECTIONS
 ALIASES: dict[str, str] = {
     "model_name": "model_name_or_path",
     "evaluation_strategy": "eval_strategy",
+    "new_special_tokens": "add_special_tokens",  # LLaMA-Factory's older name
 }
 
 # Keys that are consumed while loading and translated into other keys.

@@ -93,6 +93,34 @@ class FinetuningArgs:
 
 
 @dataclass(frozen=True)
+class TokenArgs:
+    """Adding special tokens, initialising their rows, and how they train."""
+
+    add_tokens: tuple[str, ...] = opt((), "Plain tokens to add, comma-separated.", list_sep=True)
+    add_special_tokens: tuple[str, ...] = opt((), "Special tokens to add, comma-separated.", list_sep=True)
+    new_special_tokens_config: str | None = opt(None, "YAML file mapping each new special token to a description.")
+    special_tokens_file: str | None = opt(None, "Text file with one special token per line to add.")
+    add_extra_id_tokens: int = opt(0, "Add <extra_id_0> .. <extra_id_{N-1}> as special tokens.")
+    init_special_tokens: str = opt("noise_init", "How new rows start.",
+                                   choices=("noise_init", "desc_init", "desc_init_w_noise", "mean", "random", "copy"))
+    init_special_tokens_from: dict[str, str] = opt(
+        {}, "Copy-initialise rows: `<tok>=-,<tok2>=answer` (a token or string per new token; `*=-` for all).")
+    resize_vocab: bool = opt(False, "Accepted for LLaMA-Factory compatibility: tunesmith resizes when needed.")
+    resize_vocab_multiple: int = opt(64, "Pad the resized embedding to a multiple of this many rows.")
+    freeze_extra_id_steps: int = opt(0, "Keep the rows of every <extra_id_N> token bit-identical for K steps.")
+    freeze_tokens: tuple[str, ...] = opt((), "Tokens whose rows stay frozen for `freeze_token_steps` (`new` = "
+                                             "every added token).", list_sep=True)
+    freeze_token_steps: int = opt(0, "Steps during which `freeze_tokens` rows stay bit-identical.")
+    extra_id_loss_weight: float | None = opt(None, "Loss weight of <extra_id_N> targets (others 1.0).")
+    token_loss_weights: dict[str, float] = opt({}, "Per-token loss weights: `<sep>=2.0,<eos>=0.5`.")
+    train_new_tokens_only: bool = opt(False, "Train only the rows of added tokens; every other weight frozen.")
+    unfreeze_schedule: tuple[str, ...] = opt(
+        (), "Layered unfreezing: `new_tokens@0,top2@100,all@300` (what trains from which step).", list_sep=True)
+    special_token_metrics: bool | None = opt(None, "Log special-token loss/accuracy (default: on when tokens "
+                                                   "were added or weighted).")
+
+
+@dataclass(frozen=True)
 class RunArgs:
     """tunesmith/LLaMA-Factory run options that are not transformers TrainingArguments."""
 
@@ -103,6 +131,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelArgs,
     "data": DataArgs,
     "finetuning": FinetuningArgs,
+    "tokens": TokenArgs,
     "run": RunArgs,
 }
 
@@ -114,6 +143,7 @@ class Config:
     model: ModelArgs
     data: DataArgs
     finetuning: FinetuningArgs
+    tokens: TokenArgs
     run: RunArgs
     training: dict[str, Any]  # transformers.TrainingArguments keyword arguments
     sources: tuple[str, ...] = ()  # files and overrides this config was read from

@@ -76,7 +76,18 @@ def lora_target_modules(model, targets: tuple[str, ...]) -> list[str]:
     return sorted(names)
 
 
-def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable: bool = True):
+def embedding_module_names(model) -> list[str]:
+    """Names (last component) of the input embedding and, when untied, the output head."""
+    inp, out = model.get_input_embeddings(), model.get_output_embeddings()
+    names = []
+    for name, module in model.named_modules():
+        if module is inp or (module is out and out.weight is not inp.weight):
+            names.append(name.split(".")[-1])
+    return names
+
+
+def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable: bool = True,
+               train_embeddings: bool = False):
     """Load adapters (all but the last merged; the last resumed) or create a new one."""
     from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 
@@ -101,7 +112,8 @@ def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable:
         lora_alpha=args.lora_alpha if args.lora_alpha is not None else args.lora_rank * 2,
         lora_dropout=args.lora_dropout,
         target_modules=targets,
-        modules_to_save=list(args.additional_target) or None,
+        modules_to_save=(list(args.additional_target) + (embedding_module_names(model) if train_embeddings else [])
+                         ) or None,
         use_rslora=args.use_rslora,
         use_dora=args.use_dora,
     )
@@ -110,14 +122,23 @@ def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable:
     except ValueError as err:
         raise ConfigError(f"`lora_target`: {err}") from None
     logger.info("lora: rank %d, alpha %s, targets %s", args.lora_rank, config.lora_alpha, ", ".join(targets))
+    if train_embeddings:
+        logger.info("Vocab has been resized: %s train in full and are saved with the adapter",
+                    ", ".join(embedding_module_names(model.get_base_model())))
     return model
 
 
-def apply_method(model, model_args: ModelArgs, args: FinetuningArgs):
+def apply_method(model, model_args: ModelArgs, args: FinetuningArgs, train_embeddings: bool = False):
+    """``train_embeddings``: new token rows were added, so the embeddings must train too."""
     if args.finetuning_type == "full":
         apply_full(model)
     elif args.finetuning_type == "freeze":
         apply_freeze(model, args)
+        if train_embeddings:
+            for weight in {id(m.weight): m.weight for m in (model.get_input_embeddings(),
+                                                              model.get_output_embeddings()) if m}.values():
+                weight.requires_grad_(True)
+            logger.info("Vocab has been resized: the embeddings train too")
     elif args.finetuning_type == "lora":
-        model = apply_lora(model, model_args, args)
+        model = apply_lora(model, model_args, args, train_embeddings=train_embeddings)
     return model

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..config.schema import Config
 from ..data.load import TrainingData, load_training_data
 from ..model.load import load_tokenizer
+from ..model.tokens import AddedTokens, add_to_tokenizer
 from ..stages.base import Stage, get_stage
 from ..templates.resolve import resolve_template
 from ..templates.jinja import to_jinja
@@ -16,6 +17,7 @@ from ..templates.jinja import to_jinja
 @dataclass
 class Prepared:
     tokenizer: object
+    added: AddedTokens
     stage: Stage
     template: object | None
     data: TrainingData
@@ -23,6 +25,7 @@ class Prepared:
 
 def prepare(cfg: Config) -> Prepared:
     tokenizer = load_tokenizer(cfg.model)
+    added = add_to_tokenizer(tokenizer, cfg.tokens)  # before encoding: new tokens must encode as one id
     stage = get_stage(cfg.stage)
     template = None
     if stage.needs_template:
@@ -32,4 +35,4 @@ def prepare(cfg: Config) -> Prepared:
         tokenizer.chat_template = to_jinja(template)  # saved with the model: chat uses the training format
     seed = int(cfg.training.get("seed", 42))
     data = load_training_data(cfg.data, stage, tokenizer, template, seed)
-    return Prepared(tokenizer, stage, template, data)
+    return Prepared(tokenizer, added, stage, template, data)

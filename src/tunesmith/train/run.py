@@ -95,7 +95,9 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
 
     from ..data.collate import Collator, EncodedDataset
     from .callbacks.log_file import LogFileCallback
+    from .callbacks.gates import GateCallback
     from .callbacks.phases import PhaseLogCallback
+    from .token_training import build_gates, loss_weight_table, prepare_model
     from .plot import plot_loss
     from .trainer import TunesmithTrainer
 
@@ -107,7 +109,8 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
 
     dtype, overrides = precision(cfg)
     model = load_model(cfg.model, dtype)
-    model = apply_method(model, cfg.model, cfg.finetuning)
+    grew = prepare_model(model, tokenizer, prepared.added, cfg.tokens, seed)
+    model = apply_method(model, cfg.model, cfg.finetuning, train_embeddings=grew)
     for param in model.parameters():
         if param.requires_grad and param.dtype != torch.float32:
             param.data = param.data.float()  # trainable weights are kept in float32
@@ -120,6 +123,12 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
 
     args = training_arguments(cfg, overrides)
     phase_log = [PhaseLogCallback([p.name for p in data.parts], data.phase_sizes)] if data.phase_sizes else []
+    gates = build_gates(model, tokenizer, prepared.added, cfg.tokens)
+    weights = loss_weight_table(tokenizer, cfg.tokens)
+    token_weights = None
+    if weights:
+        token_weights = torch.ones(model.get_input_embeddings().weight.shape[0])
+        token_weights[list(weights)] = torch.tensor(list(weights.values()))
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     trainer = TunesmithTrainer(
         model=model,
@@ -129,10 +138,11 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
         data_collator=Collator(tokenizer.pad_token_id),
         processing_class=tokenizer,
         callbacks=[LogFileCallback(cfg.output_dir), CheckpointMarkerCallback(), *phase_log,
-                   *(extra_callbacks or [])],
+                   *([GateCallback(gates)] if gates else []), *(extra_callbacks or [])],
         stage=stage,
         phase_sizes=data.phase_sizes,
         shuffle=not cfg.data.disable_shuffling,
+        token_weights=token_weights,
     )
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(cfg.output_dir)
@@ -140,7 +150,8 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     train_loss = result.metrics.get("train_loss")
     write_run_card(cfg, cfg.output_dir, trainable_params=trainable, total_params=total,
                    global_step=trainer.state.global_step, train_loss=train_loss,
-                   examples=len(data.train) if isinstance(data.train, list) else None, resumed_from=resume)
+                   examples=len(data.train) if isinstance(data.train, list) else None, resumed_from=resume,
+                   added_tokens=prepared.added.ids, embedding_rows=model.get_input_embeddings().weight.shape[0])
     if cfg.finetuning.plot_loss:
         for path in plot_loss(cfg.output_dir):
             logger.info("loss curve written to %s", path)

@@ -6,15 +6,18 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer
 
 from ..data.sampler import PhasedSampler
+from ..types import IGNORE_INDEX
+from .losses import shift_labels, token_weight_correction
 
 
 class TunesmithTrainer(Trainer):
     def __init__(self, *args, stage=None, phase_sizes: list[int] | None = None, shuffle: bool = True,
-                 **kwargs) -> None:
+                 token_weights=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.stage = stage
         self.phase_sizes = phase_sizes
         self.shuffle = shuffle
+        self.token_weights = token_weights  # (V,) loss weight per target token id, or None
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -30,5 +33,18 @@ class TunesmithTrainer(Trainer):
         stage_loss = getattr(self.stage, "compute_loss", None)
         if stage_loss is not None:
             return stage_loss(self, model, inputs, return_outputs, num_items_in_batch)
-        return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                    num_items_in_batch=num_items_in_batch)
+        if self.token_weights is None:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        labels = inputs["labels"]
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        scale = 1
+        if num_items_in_batch is None:
+            denominator = (shift_labels(labels) != IGNORE_INDEX).sum()
+        else:
+            denominator = num_items_in_batch
+            if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs:
+                # the same factor super() applied to the standard term (token averaging across processes)
+                scale = self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1 else self.args.n_gpu
+        loss = loss + scale * token_weight_correction(outputs.logits, labels, self.token_weights, denominator)
+        return (loss, outputs) if return_outputs else loss
