@@ -184,3 +184,28 @@ def test_all_one_weights_give_exactly_the_standard_loss(qwen2_model, marker_data
     losses = lambda r: [x["loss"] for x in read_log(r.output_dir) if "loss" in x]  # noqa: E731
     assert losses(plain) == losses(ones)
     assert losses(light)[0] < losses(plain)[0]  # down-weighting some targets lowers the mean
+
+
+def test_special_token_metrics_are_logged_plotted_and_evaluated(qwen2_model, marker_data, train_config):
+    cfg = train_config(qwen2_model, dataset="marks", dataset_dir=str(marker_data), add_extra_id_tokens=3,
+                       max_steps=8, logging_steps=2, plot_loss=True, val_size=2, eval_strategy="steps",
+                       eval_steps=4, per_device_eval_batch_size=2)
+    result = run_training(cfg)
+    logs = read_log(result.output_dir)
+    train_logs = [r for r in logs if "loss" in r]
+    assert all({"special_loss", "special_acc", "ordinary_loss"} <= set(r) for r in train_logs)
+    assert train_logs[-1]["special_loss"] < train_logs[0]["special_loss"]
+    evals = [r for r in logs if "eval_special_f1" in r]
+    assert evals and {"eval_special_precision", "eval_special_recall"} <= set(evals[0])
+    assert (result.output_dir / "training_special_tokens.png").exists()
+
+
+def test_special_token_f1_counts():
+    from tunesmith.train.token_metrics import special_token_f1
+
+    # position t predicts label t+1; special id 5
+    labels = torch.tensor([[IGNORE_INDEX, 5, 2, 5, 3]])
+    preds = torch.tensor([[5, 2, 5, 5, 0]])  # predicts 5 (hit), 2, 5 (hit), 5 (false positive vs 3)
+    out = special_token_f1(preds, labels, {"<s5>": 5})
+    assert out["special_precision"] == round(2 / 3, 4) and out["special_recall"] == 1.0
+    assert out["f1_<s5>"] == round(2 * 2 / (2 * 2 + 1), 4)

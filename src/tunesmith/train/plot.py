@@ -48,3 +48,35 @@ def plot_loss(output_dir: str | Path, keys: tuple[str, ...] = ("loss", "eval_los
         plt.close(fig)
         written.append(path)
     return written
+
+
+def plot_special(output_dir: str | Path) -> list[Path]:
+    """training_special_tokens.png: special-token vs ordinary-token loss (and special accuracy)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for r in read_log(output_dir) if "special_loss" in r or "ordinary_loss" in r]
+    if not records:
+        return []
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for key, color in (("special_loss", "#d62728"), ("ordinary_loss", "#1f77b4")):
+        points = [(r["current_steps"], r[key]) for r in records if key in r]
+        if points:
+            ax.plot(*zip(*points), color=color, label=key.replace("_", " "))
+    acc = [(r["current_steps"], r["special_acc"]) for r in records if "special_acc" in r]
+    if acc:
+        twin = ax.twinx()
+        twin.plot(*zip(*acc), color="#2ca02c", linestyle="--", label="special accuracy")
+        twin.set_ylim(0, 1)
+        twin.set_ylabel("special-token accuracy")
+        twin.legend(loc="center right")
+    ax.set_title(f"special tokens of {Path(output_dir).name}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend(loc="upper right")
+    path = Path(output_dir) / "training_special_tokens.png"
+    fig.savefig(path, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return [path]

@@ -97,8 +97,9 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     from .callbacks.log_file import LogFileCallback
     from .callbacks.gates import GateCallback
     from .callbacks.phases import PhaseLogCallback
-    from .token_training import build_gates, loss_weight_table, prepare_model
-    from .plot import plot_loss
+    from .token_metrics import SpecialTokenMeter, argmax_logits, special_token_f1
+    from .token_training import build_gates, loss_weight_table, prepare_model, special_tokens
+    from .plot import plot_loss, plot_special
     from .trainer import TunesmithTrainer
 
     resume = resume_point(cfg)
@@ -125,6 +126,11 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     phase_log = [PhaseLogCallback([p.name for p in data.parts], data.phase_sizes)] if data.phase_sizes else []
     gates = build_gates(model, tokenizer, prepared.added, cfg.tokens)
     weights = loss_weight_table(tokenizer, cfg.tokens)
+    special = special_tokens(tokenizer, prepared.added, cfg.tokens)
+    monitor = cfg.tokens.special_token_metrics if cfg.tokens.special_token_metrics is not None else bool(special)
+    if monitor and not special:
+        logger.warning("special_token_metrics: no special tokens were added, weighted or found; nothing to monitor")
+        monitor = False
     token_weights = None
     if weights:
         token_weights = torch.ones(model.get_input_embeddings().weight.shape[0])
@@ -143,6 +149,9 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
         phase_sizes=data.phase_sizes,
         shuffle=not cfg.data.disable_shuffling,
         token_weights=token_weights,
+        special_meter=SpecialTokenMeter(list(special.values())) if monitor else None,
+        **(dict(compute_metrics=lambda p: special_token_f1(p.predictions, p.label_ids, special),
+                preprocess_logits_for_metrics=argmax_logits) if monitor and data.eval else {}),
     )
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(cfg.output_dir)
@@ -153,7 +162,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
                    examples=len(data.train) if isinstance(data.train, list) else None, resumed_from=resume,
                    added_tokens=prepared.added.ids, embedding_rows=model.get_input_embeddings().weight.shape[0])
     if cfg.finetuning.plot_loss:
-        for path in plot_loss(cfg.output_dir):
+        for path in plot_loss(cfg.output_dir) + plot_special(cfg.output_dir):
             logger.info("loss curve written to %s", path)
     logger.info("model saved to %s", cfg.output_dir)
     return RunResult(Path(cfg.output_dir), train_loss, trainer.state.global_step, trainable, total)

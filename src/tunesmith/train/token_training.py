@@ -95,3 +95,14 @@ def loss_weight_table(tokenizer, args: TokenArgs) -> dict[int, float]:
             raise ConfigError(f"`token_loss_weights`: {token!r} is not a single token of this tokenizer")
         table[ids[0]] = weight
     return table
+
+
+def special_tokens(tokenizer, added: AddedTokens, args: TokenArgs) -> dict[str, int]:
+    """Tokens to monitor: every added token, every <extra_id_N>, every token given a loss weight."""
+    found = dict(added.ids)
+    found.update(find_extra_id_tokens(tokenizer))
+    for token in args.token_loss_weights:
+        ids = tokenizer.encode(token, add_special_tokens=False)
+        if len(ids) == 1:
+            found[token] = ids[0]
+    return found

@@ -12,12 +12,13 @@ from .losses import shift_labels, token_weight_correction
 
 class TunesmithTrainer(Trainer):
     def __init__(self, *args, stage=None, phase_sizes: list[int] | None = None, shuffle: bool = True,
-                 token_weights=None, **kwargs) -> None:
+                 token_weights=None, special_meter=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.stage = stage
         self.phase_sizes = phase_sizes
         self.shuffle = shuffle
         self.token_weights = token_weights  # (V,) loss weight per target token id, or None
+        self.special_meter = special_meter  # SpecialTokenMeter or None
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -27,17 +28,27 @@ class TunesmithTrainer(Trainer):
             return SequentialSampler(dataset)
         return super()._get_train_sampler(train_dataset)
 
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        if self.special_meter is not None and "loss" in logs:
+            logs.update(self.special_meter.collect(reduce=lambda t: self.accelerator.reduce(
+                t.to(self.accelerator.device), reduction="sum").cpu()))
+        super().log(logs, *args, **kwargs)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if "position_ids" in inputs:
             inputs["use_cache"] = False  # with a KV cache transformers would not build the packed (block) mask
         stage_loss = getattr(self.stage, "compute_loss", None)
         if stage_loss is not None:
             return stage_loss(self, model, inputs, return_outputs, num_items_in_batch)
-        if self.token_weights is None:
+        if self.token_weights is None and self.special_meter is None:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
         labels = inputs["labels"]
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if self.special_meter is not None and model.training:
+            self.special_meter.update(outputs.logits.detach(), labels)
+        if self.token_weights is None:
+            return (loss, outputs) if return_outputs else loss
         scale = 1
         if num_items_in_batch is None:
             denominator = (shift_labels(labels) != IGNORE_INDEX).sum()
