@@ -209,3 +209,37 @@ def test_special_token_f1_counts():
     out = special_token_f1(preds, labels, {"<s5>": 5})
     assert out["special_precision"] == round(2 / 3, 4) and out["special_recall"] == 1.0
     assert out["f1_<s5>"] == round(2 * 2 / (2 * 2 + 1), 4)
+
+
+@pytest.mark.parametrize("model_name", ["qwen2_untied_model", "qwen2_model"])
+def test_new_rows_only_leaves_every_original_row_and_weight_bit_identical(model_name, marker_data, train_config,
+                                                                         request):
+    from safetensors.torch import load_file
+
+    path = request.getfixturevalue(model_name)
+    cfg = train_config(path, dataset="marks", dataset_dir=str(marker_data), add_extra_id_tokens=3,
+                       train_new_tokens_only=True, weight_decay=0.1, max_steps=5, learning_rate=1e-2)
+    result = run_training(cfg)
+    before, after = load_file(str(path / "model.safetensors")), load_file(str(result.output_dir / "model.safetensors"))
+    tok = AutoTokenizer.from_pretrained(result.output_dir)
+    new = [tok.convert_tokens_to_ids(f"<extra_id_{i}>") for i in range(3)]
+    for name, old in before.items():
+        now = after[name]
+        if now.shape != old.shape:  # resized embedding / head: original rows identical, new rows trained
+            assert torch.equal(now[: old.shape[0]], old), name
+            assert not torch.equal(now[new], torch.zeros_like(now[new]))
+        else:
+            assert torch.equal(now, old), name
+    assert result.trainable_params < sum(v.numel() for v in after.values())
+
+
+def test_new_rows_only_under_lora_is_a_small_trainable_tokens_adapter(qwen2_untied_model, marker_data, train_config):
+    from safetensors.torch import load_file
+
+    cfg = train_config(qwen2_untied_model, dataset="marks", dataset_dir=str(marker_data), add_extra_id_tokens=3,
+                       finetuning_type="lora", train_new_tokens_only=True, max_steps=5, learning_rate=1e-2)
+    result = run_training(cfg)
+    adapter = load_file(str(result.output_dir / "adapter_model.safetensors"))
+    hidden = AutoModelForCausalLM.from_pretrained(qwen2_untied_model).config.hidden_size
+    assert sum(v.numel() for v in adapter.values()) == 2 * 3 * hidden  # 3 rows of the embedding and of the head
+    assert result.trainable_params == 2 * 3 * hidden

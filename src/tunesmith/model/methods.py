@@ -128,6 +128,33 @@ def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable:
     return model
 
 
+def apply_new_rows_only(model, finetuning_type: str, new_ids: list[int]):
+    """Train only the embedding rows of ``new_ids`` (input embedding and untied output head).
+
+    lora: a peft trainable-tokens adapter (only the new rows are stored, the adapter stays small).
+    full/freeze: every tensor but the embedding matrices is frozen here; the rows of the other tokens are
+    held by a row gate (train/token_training.py), so they stay bit-identical too.
+    """
+    if not new_ids:
+        raise ConfigError("`train_new_tokens_only` needs tokens to add (add_special_tokens, add_tokens, "
+                          "add_extra_id_tokens, ...)")
+    if finetuning_type == "lora":
+        from peft import TrainableTokensConfig, get_peft_model
+
+        config = TrainableTokensConfig(target_modules=embedding_module_names(model), token_indices=list(new_ids))
+        model = get_peft_model(model, config)
+        logger.info("train_new_tokens_only: a trainable-tokens adapter over %d rows of %s", len(new_ids),
+                    ", ".join(config.target_modules))
+        return model
+    for param in model.parameters():
+        param.requires_grad_(False)
+    for module in (model.get_input_embeddings(), model.get_output_embeddings()):
+        if module is not None:
+            module.weight.requires_grad_(True)
+    logger.info("train_new_tokens_only: only the %d new rows of the embeddings train", len(new_ids))
+    return model
+
+
 def apply_method(model, model_args: ModelArgs, args: FinetuningArgs, train_embeddings: bool = False):
     """``train_embeddings``: new token rows were added, so the embeddings must train too."""
     if args.finetuning_type == "full":

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..config.errors import ConfigError
 from ..config.schema import Config
 from ..model.load import count_parameters, load_model
-from ..model.methods import apply_method
+from ..model.methods import apply_method, apply_new_rows_only
 from .callbacks.checkpoint_marker import CheckpointMarkerCallback, checkpoints, last_complete_checkpoint
 from .prepare import prepare
 from .save import write_run_card
@@ -111,7 +111,10 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     dtype, overrides = precision(cfg)
     model = load_model(cfg.model, dtype)
     grew = prepare_model(model, tokenizer, prepared.added, cfg.tokens, seed)
-    model = apply_method(model, cfg.model, cfg.finetuning, train_embeddings=grew)
+    if cfg.tokens.train_new_tokens_only:
+        model = apply_new_rows_only(model, cfg.finetuning.finetuning_type, prepared.added.all_ids)
+    else:
+        model = apply_method(model, cfg.model, cfg.finetuning, train_embeddings=grew)
     for param in model.parameters():
         if param.requires_grad and param.dtype != torch.float32:
             param.data = param.data.float()  # trainable weights are kept in float32

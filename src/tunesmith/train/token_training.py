@@ -60,9 +60,16 @@ def token_ids(tokenizer, tokens: tuple[str, ...], added: AddedTokens) -> dict[st
     return out
 
 
+NEVER = 1 << 62  # a gate that never opens
+
+
 def build_gates(model, tokenizer, added: AddedTokens, args: TokenArgs) -> Gates:
     rows = []
     params = trainable_embedding_params(model)
+    if args.train_new_tokens_only and params:
+        new = set(added.all_ids)
+        others = [i for i in range(params[0].shape[0]) if i not in new]
+        rows.append(RowGate(params, others, NEVER, "original rows"))
     if args.freeze_extra_id_steps > 0:
         found = find_extra_id_tokens(tokenizer)
         ids = sorted(found.values())

@@ -28,6 +28,20 @@ class TunesmithTrainer(Trainer):
             return SequentialSampler(dataset)
         return super()._get_train_sampler(train_dataset)
 
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """A trainable-tokens adapter holds complete rows, so the (resized) base embeddings that peft would
+        add to it are not needed: save only the adapter, keeping it small."""
+        from peft import PeftModel, TrainableTokensConfig
+
+        model = self.model
+        if not (isinstance(model, PeftModel) and isinstance(model.peft_config.get("default"), TrainableTokensConfig)):
+            return super()._save(output_dir, state_dict)
+        output_dir = output_dir or self.args.output_dir
+        if self.args.should_save:
+            model.save_pretrained(output_dir, save_embedding_layers=False)
+            if self.processing_class is not None:
+                self.processing_class.save_pretrained(output_dir)
+
     def log(self, logs: dict, *args, **kwargs) -> None:
         if self.special_meter is not None and "loss" in logs:
             logs.update(self.special_meter.collect(reduce=lambda t: self.accelerator.reduce(
