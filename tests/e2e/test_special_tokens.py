@@ -243,3 +243,48 @@ def test_new_rows_only_under_lora_is_a_small_trainable_tokens_adapter(qwen2_unti
     hidden = AutoModelForCausalLM.from_pretrained(qwen2_untied_model).config.hidden_size
     assert sum(v.numel() for v in adapter.values()) == 2 * 3 * hidden  # 3 rows of the embedding and of the head
     assert result.trainable_params == 2 * 3 * hidden
+
+
+class AllRecorder(TrainerCallback):
+    def __init__(self):
+        self.start, self.rows = None, []
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.start = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.rows.append({n: p.detach().clone() for n, p in model.named_parameters()})
+
+
+def test_layered_unfreezing_follows_the_schedule(qwen2_untied_model, marker_data, train_config, caplog):
+    recorder = AllRecorder()
+    cfg = train_config(qwen2_untied_model, dataset="marks", dataset_dir=str(marker_data), add_extra_id_tokens=3,
+                       unfreeze_schedule="new_tokens@0,top2@3,all@6", weight_decay=0.1, max_steps=8,
+                       learning_rate=1e-2)
+    with caplog.at_level(logging.INFO, logger="tunesmith"):
+        run_training(cfg, extra_callbacks=[recorder])
+    tok = AutoTokenizer.from_pretrained(cfg.output_dir)
+    new = [tok.convert_tokens_to_ids(f"<extra_id_{i}>") for i in range(3)]
+    start = recorder.start
+    embeds = ("model.embed_tokens.weight", "lm_head.weight")
+
+    def moved(step: int, name: str, rows=None) -> bool:
+        now, first = recorder.rows[step][name], start[name]
+        return not torch.equal(now[rows], first[rows]) if rows is not None else not torch.equal(now, first)
+
+    old_rows = list(range(new[0]))
+    for step in range(3):  # steps 1-3: only the new rows
+        for name in start:
+            if name in embeds:
+                assert moved(step, name, new) and not moved(step, name, old_rows), (step, name)
+            else:
+                assert not moved(step, name), (step, name)
+    for step in range(3, 6):  # steps 4-6: + the top two layers
+        for name in start:
+            top = ".layers.2." in name or ".layers.3." in name
+            if name not in embeds:
+                assert moved(step, name) == top, (step, name)
+            else:
+                assert not moved(step, name, old_rows), (step, name)
+    assert all(moved(7, name) for name in start)  # from step 7: everything
+    assert "Unfroze " in caplog.text and "at step 3" in caplog.text and "at step 6" in caplog.text

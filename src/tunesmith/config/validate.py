@@ -123,6 +123,19 @@ def streaming_needs_max_steps(cfg: Config, origins: Origins) -> None:
                           "(a stream has no known length, so epochs cannot be counted)")
 
 
+def token_training_modes_fit(cfg: Config, origins: Origins) -> None:
+    tokens = cfg.tokens
+    if tokens.unfreeze_schedule and cfg.finetuning.finetuning_type != "full":
+        raise ConfigError(f"{_where(origins, 'unfreeze_schedule')}: `unfreeze_schedule` decides what trains, so it "
+                          f"needs `finetuning_type: full` (got {cfg.finetuning.finetuning_type})")
+    if tokens.unfreeze_schedule and tokens.train_new_tokens_only:
+        raise ConfigError(f"{_where(origins, 'train_new_tokens_only')}: use either `train_new_tokens_only` or "
+                          "`unfreeze_schedule` (write `new_tokens@0` in the schedule for the same start)")
+    for key in ("freeze_extra_id_steps", "freeze_token_steps", "add_extra_id_tokens", "resize_vocab_multiple"):
+        if getattr(tokens, key) < 0:
+            raise ConfigError(f"{_where(origins, key)}: `{key}` must be >= 0")
+
+
 RULES: tuple[Callable[[Config, Origins], None], ...] = (
     model_is_given,
     output_dir_is_given,
@@ -138,6 +151,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     one_precision,
     batch_values_positive,
     streaming_needs_max_steps,
+    token_training_modes_fit,
 )
 
 

@@ -86,6 +86,9 @@ class Gates:
         self.rows = rows or []
         self.tensors = tensors or []
 
+    def merged(self, other: Gates) -> Gates:
+        return Gates(rows=self.rows + other.rows, tensors=self.tensors + other.tensors)
+
     def __bool__(self) -> bool:
         return bool(self.rows or self.tensors)
 

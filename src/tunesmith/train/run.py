@@ -89,32 +89,25 @@ def training_arguments(cfg: Config, overrides: dict):
         raise ConfigError(f"invalid training arguments: {err}") from None
 
 
-def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
+def setup_model(cfg: Config, prepared, seed: int):
+    """Model in the right dtype, tokens resized and initialised, the method applied, and the gates that
+    decide what trains when. Returns (model, gates, TrainingArguments overrides)."""
     import torch
-    from transformers import set_seed
 
-    from ..data.collate import Collator, EncodedDataset
-    from .callbacks.log_file import LogFileCallback
-    from .callbacks.gates import GateCallback
-    from .callbacks.phases import PhaseLogCallback
-    from .token_metrics import SpecialTokenMeter, argmax_logits, special_token_f1
-    from .token_training import build_gates, loss_weight_table, prepare_model, special_tokens
-    from .plot import plot_loss, plot_special
-    from .trainer import TunesmithTrainer
-
-    resume = resume_point(cfg)
-    seed = int(cfg.training.get("seed", 42))
-    set_seed(seed)
-    prepared = prepare(cfg)
-    tokenizer, stage, data = prepared.tokenizer, prepared.stage, prepared.data
+    from .schedule import build_schedule
+    from .token_training import build_gates, prepare_model
 
     dtype, overrides = precision(cfg)
     model = load_model(cfg.model, dtype)
-    grew = prepare_model(model, tokenizer, prepared.added, cfg.tokens, seed)
+    added = prepared.added
+    grew = prepare_model(model, prepared.tokenizer, added, cfg.tokens, seed)
     if cfg.tokens.train_new_tokens_only:
-        model = apply_new_rows_only(model, cfg.finetuning.finetuning_type, prepared.added.all_ids)
+        model = apply_new_rows_only(model, cfg.finetuning.finetuning_type, added.all_ids)
     else:
         model = apply_method(model, cfg.model, cfg.finetuning, train_embeddings=grew)
+    gates = build_gates(model, prepared.tokenizer, added, cfg.tokens)
+    if cfg.tokens.unfreeze_schedule:
+        gates = gates.merged(build_schedule(model, cfg.tokens.unfreeze_schedule, added.all_ids))
     for param in model.parameters():
         if param.requires_grad and param.dtype != torch.float32:
             param.data = param.data.float()  # trainable weights are kept in float32
@@ -124,10 +117,32 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     if cfg.model.print_param_status:
         for name, param in model.named_parameters():
             logger.info("%s %s %s trainable=%s", name, tuple(param.shape), param.dtype, param.requires_grad)
+    return model, gates, overrides
 
+
+def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
+    import torch
+    from transformers import set_seed
+
+    from ..data.collate import Collator, EncodedDataset
+    from .callbacks.log_file import LogFileCallback
+    from .callbacks.gates import GateCallback
+    from .callbacks.phases import PhaseLogCallback
+    from .token_metrics import SpecialTokenMeter, argmax_logits, special_token_f1
+    from .token_training import loss_weight_table, special_tokens
+    from .plot import plot_loss, plot_special
+    from .trainer import TunesmithTrainer
+
+    resume = resume_point(cfg)
+    seed = int(cfg.training.get("seed", 42))
+    set_seed(seed)
+    prepared = prepare(cfg)
+    tokenizer, stage, data = prepared.tokenizer, prepared.stage, prepared.data
+
+    model, gates, overrides = setup_model(cfg, prepared, seed)
+    trainable, total = count_parameters(model)
     args = training_arguments(cfg, overrides)
     phase_log = [PhaseLogCallback([p.name for p in data.parts], data.phase_sizes)] if data.phase_sizes else []
-    gates = build_gates(model, tokenizer, prepared.added, cfg.tokens)
     weights = loss_weight_table(tokenizer, cfg.tokens)
     special = special_tokens(tokenizer, prepared.added, cfg.tokens)
     monitor = cfg.tokens.special_token_metrics if cfg.tokens.special_token_metrics is not None else bool(special)
