@@ -288,3 +288,35 @@ def test_layered_unfreezing_follows_the_schedule(qwen2_untied_model, marker_data
                 assert not moved(step, name, old_rows), (step, name)
     assert all(moved(7, name) for name in start)  # from step 7: everything
     assert "Unfroze " in caplog.text and "at step 3" in caplog.text and "at step 6" in caplog.text
+
+
+def test_lora_with_added_tokens_keeps_a_tied_head_tied(qwen2_model, marker_data, train_config):
+    from peft import PeftModel
+
+    cfg = train_config(qwen2_model, dataset="marks", dataset_dir=str(marker_data), add_extra_id_tokens=3,
+                       finetuning_type="lora", max_steps=4, learning_rate=1e-2)
+    result = run_training(cfg)
+    tok = AutoTokenizer.from_pretrained(result.output_dir)
+    base = AutoModelForCausalLM.from_pretrained(qwen2_model)
+    base.resize_token_embeddings(json.loads((result.output_dir / "tunesmith.json").read_text())["embedding_rows"])
+    merged = PeftModel.from_pretrained(base, result.output_dir).merge_and_unload()
+    new = tok.convert_tokens_to_ids("<extra_id_0>")
+    assert torch.equal(merged.lm_head.weight, merged.model.embed_tokens.weight)
+    assert not torch.equal(merged.model.embed_tokens.weight[new], base.model.embed_tokens.weight[new] * 0)
+
+
+def test_seed_extra_id_example_prints_the_three_log_lines(qwen2_model, tmp_path, monkeypatch, caplog):
+    from pathlib import Path
+
+    from tunesmith.cli import main
+
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(repo)
+    with caplog.at_level(logging.INFO, logger="tunesmith"):
+        code = main(["train", "examples/special_tokens/extra_id_sft.yaml", f"model_name_or_path={qwen2_model}",
+                     f"output_dir={tmp_path / 'out'}", "max_steps=24", "disable_tqdm=true"])
+    assert code == 0
+    assert "Found 10 extra_id tokens: [" in caplog.text
+    assert "Froze embeddings for 10 extra_id tokens for 20 steps" in caplog.text
+    assert "Unfroze extra_id token embeddings at step 20" in caplog.text
+    assert "sequential phase 2/2: dataset `main_data` starts at step 6" in caplog.text

@@ -106,14 +106,16 @@ def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable:
     if not is_trainable:
         return model
     targets = lora_target_modules(model, args.lora_target)
+    embeddings = embedding_module_names(model) if train_embeddings else []
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
     config = LoraConfig(
         task_type=TaskType.CAUSAL_LM,
         r=args.lora_rank,
         lora_alpha=args.lora_alpha if args.lora_alpha is not None else args.lora_rank * 2,
         lora_dropout=args.lora_dropout,
         target_modules=targets,
-        modules_to_save=(list(args.additional_target) + (embedding_module_names(model) if train_embeddings else [])
-                         ) or None,
+        modules_to_save=(list(args.additional_target) + embeddings) or None,
+        ensure_weight_tying=tied and bool(embeddings),  # a tied head trains together with the input embedding
         use_rslora=args.use_rslora,
         use_dora=args.use_dora,
     )
@@ -122,9 +124,9 @@ def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable:
     except ValueError as err:
         raise ConfigError(f"`lora_target`: {err}") from None
     logger.info("lora: rank %d, alpha %s, targets %s", args.lora_rank, config.lora_alpha, ", ".join(targets))
-    if train_embeddings:
-        logger.info("Vocab has been resized: %s train in full and are saved with the adapter",
-                    ", ".join(embedding_module_names(model.get_base_model())))
+    if embeddings:
+        logger.info("Vocab has been resized: %s train in full and are saved with the adapter%s",
+                    ", ".join(embeddings), " (tied output head included)" if tied else "")
     return model
 
 

@@ -95,6 +95,7 @@ def setup_model(cfg: Config, prepared, seed: int):
     import torch
 
     from .schedule import build_schedule
+    from ..model.tokens import find_extra_id_tokens
     from .token_training import build_gates, prepare_model
 
     dtype, overrides = precision(cfg)
@@ -104,7 +105,9 @@ def setup_model(cfg: Config, prepared, seed: int):
     if cfg.tokens.train_new_tokens_only:
         model = apply_new_rows_only(model, cfg.finetuning.finetuning_type, added.all_ids)
     else:
-        model = apply_method(model, cfg.model, cfg.finetuning, train_embeddings=grew)
+        # rows of new tokens, or of tokens the config sets a schedule for, must be able to train
+        rows_matter = grew or (cfg.tokens.freeze_extra_id_steps > 0 and bool(find_extra_id_tokens(prepared.tokenizer)))
+        model = apply_method(model, cfg.model, cfg.finetuning, train_embeddings=rows_matter)
     gates = build_gates(model, prepared.tokenizer, added, cfg.tokens)
     if cfg.tokens.unfreeze_schedule:
         gates = gates.merged(build_schedule(model, cfg.tokens.unfreeze_schedule, added.all_ids))
