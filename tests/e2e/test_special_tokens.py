@@ -320,3 +320,20 @@ def test_seed_extra_id_example_prints_the_three_log_lines(qwen2_model, tmp_path,
     assert "Froze embeddings for 10 extra_id tokens for 20 steps" in caplog.text
     assert "Unfroze extra_id token embeddings at step 20" in caplog.text
     assert "sequential phase 2/2: dataset `main_data` starts at step 6" in caplog.text
+
+
+def test_weighted_loss_is_normalised_over_the_whole_accumulation_window(qwen2_model, marker_data, train_config,
+                                                                         tmp_path):
+    from safetensors.torch import load_file
+
+    common = dict(dataset="marks", dataset_dir=str(marker_data), add_extra_id_tokens=3, extra_id_loss_weight=3.0,
+                  max_steps=1, dataloader_num_workers=0)
+    one = run_training(train_config(qwen2_model, output_dir=str(tmp_path / "one"), per_device_train_batch_size=4,
+                                    **common))
+    two = run_training(train_config(qwen2_model, output_dir=str(tmp_path / "two"), per_device_train_batch_size=2,
+                                    gradient_accumulation_steps=2, **common))
+    loss = lambda r: next(x["loss"] for x in read_log(r.output_dir) if "loss" in x)  # noqa: E731
+    assert abs(loss(one) - loss(two)) < 1e-5
+    a, b = load_file(str(one.output_dir / "model.safetensors")), load_file(str(two.output_dir / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)  # Adam step 1 ~ lr * sign(g)
