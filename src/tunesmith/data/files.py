@@ -12,7 +12,8 @@ from .registry import DatasetAttr
 FILE_TYPES = (".json", ".jsonl", ".csv", ".parquet", ".arrow", ".txt")
 
 
-def load_rows(attr: DatasetAttr) -> list[dict]:
+def local_files(attr: DatasetAttr) -> list[Path]:
+    """The data files of a registered dataset (its file, or the readable files of its folder)."""
     if attr.load_from != "file":
         raise ConfigError(f"dataset `{attr.name}` is registered with a hub/remote source ({attr.source}); tunesmith "
                           "reads local files only (no network here). Download it, then register it with `file_name`.")
@@ -21,13 +22,17 @@ def load_rows(attr: DatasetAttr) -> list[dict]:
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in FILE_TYPES)
         if not files:
             raise ConfigError(f"dataset `{attr.name}`: folder {path} holds no {'/'.join(FILE_TYPES)} files")
-        rows: list[dict] = []
-        for file in files:
-            rows += read_file(file, attr.name)
-        return rows
+        return files
     if not path.is_file():
         raise ConfigError(f"dataset `{attr.name}`: file {path} not found (from `file_name` in dataset_info.json)")
-    return read_file(path, attr.name)
+    return [path]
+
+
+def load_rows(attr: DatasetAttr) -> list[dict]:
+    rows: list[dict] = []
+    for file in local_files(attr):
+        rows += read_file(file, attr.name)
+    return rows
 
 
 def read_file(path: Path, name: str) -> list[dict]:
@@ -51,17 +56,20 @@ def read_file(path: Path, name: str) -> list[dict]:
     return rows
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
+def iter_jsonl(path: Path):
+    """Rows of a JSON-lines file, one at a time."""
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                yield json.loads(line)
             except json.JSONDecodeError as err:
                 raise ConfigError(f"{path}:{lineno}: invalid JSON line: {err.msg} (column {err.colno})") from None
-    return rows
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return list(iter_jsonl(path))
 
 
 def _read_json(path: Path) -> list[dict]:

@@ -8,39 +8,23 @@ Datasets are consumed in the listed order for concat/sequential, or drawn from a
 from __future__ import annotations
 
 import csv
-import json
 import random
 from collections.abc import Iterator
 from itertools import islice
-from pathlib import Path
 
 import torch
 
-from ..config.errors import ConfigError
 from ..config.schema import DataArgs
-from .files import FILE_TYPES, read_file
+from .files import iter_jsonl, local_files, read_file
 from .pack import pack_examples
 from .registry import DatasetAttr
 
 
 def iter_rows(attr: DatasetAttr) -> Iterator[dict]:
     """Rows of a registered file or folder, one at a time (a .json array is parsed whole)."""
-    if attr.load_from != "file":
-        raise ConfigError(f"dataset `{attr.name}` is registered with a hub/remote source ({attr.source}); tunesmith "
-                          "reads local files only (no network here). Download it, then register it with `file_name`.")
-    path = Path(attr.source)
-    if not path.exists():
-        raise ConfigError(f"dataset `{attr.name}`: file {path} not found (from `file_name` in dataset_info.json)")
-    files = sorted(p for p in path.rglob("*") if p.suffix in FILE_TYPES) if path.is_dir() else [path]
-    for file in files:
+    for file in local_files(attr):
         if file.suffix == ".jsonl":
-            with file.open(encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, 1):
-                    if line.strip():
-                        try:
-                            yield json.loads(line)
-                        except json.JSONDecodeError as err:
-                            raise ConfigError(f"{file}:{lineno}: invalid JSON line: {err.msg}") from None
+            yield from iter_jsonl(file)
         elif file.suffix == ".txt":
             with file.open(encoding="utf-8") as fh:
                 yield from ({"text": line.rstrip("\n")} for line in fh if line.strip())
