@@ -26,7 +26,8 @@ FINETUNING_TYPES = ("full", "freeze", "lora")
 @dataclass(frozen=True)
 class ModelArgs:
     model_name_or_path: str | None = opt(None, "Local directory (or cached hub id) of the model to fine-tune.")
-    adapter_name_or_path: tuple[str, ...] = opt((), "PEFT adapter dirs, comma-separated, applied in order.", list_sep=True)
+    adapter_name_or_path: tuple[str, ...] = opt(
+        (), "PEFT adapter dirs, comma-separated, applied in order.", list_sep=True)
     trust_remote_code: bool = opt(False, "Allow model code shipped with the checkpoint.")
     cache_dir: str | None = opt(None, "Where hub downloads are cached.")
     model_revision: str = opt("main", "Model revision (branch, tag or commit) for hub ids.")
@@ -60,7 +61,8 @@ class DataArgs:
         "concat", "How several datasets are mixed.",
         choices=("concat", "interleave_under", "interleave_over", "interleave_once", "sequential"),
     )
-    interleave_probs: tuple[float, ...] = opt((), "Sampling probabilities for interleave_*, comma-separated.", list_sep=True)
+    interleave_probs: tuple[float, ...] = opt(
+        (), "Sampling probabilities for interleave_*, comma-separated.", list_sep=True)
     streaming: bool = opt(False, "Stream the data instead of loading it into memory.")
     buffer_size: int = opt(16384, "Shuffle buffer size when streaming.")
     tokenized_path: str | None = opt(None, "Save/load the tokenised dataset here.")
@@ -79,15 +81,18 @@ class FinetuningArgs:
     freeze_trainable_modules: tuple[str, ...] = opt(
         ("all",), "freeze: module names inside the trainable layers (e.g. mlp,self_attn) or all.", list_sep=True
     )
-    freeze_extra_modules: tuple[str, ...] = opt((), "freeze: extra non-layer modules to train (e.g. embed_tokens).", list_sep=True)
+    freeze_extra_modules: tuple[str, ...] = opt(
+        (), "freeze: extra non-layer modules to train (e.g. embed_tokens).", list_sep=True)
     lora_rank: int = opt(8, "LoRA rank.")
     lora_alpha: float | None = opt(None, "LoRA alpha (default: 2 x rank).")
     lora_dropout: float = opt(0.0, "LoRA dropout.")
-    lora_target: tuple[str, ...] = opt(("all",), "Modules that get LoRA (all = every linear layer but the head).", list_sep=True)
+    lora_target: tuple[str, ...] = opt(
+        ("all",), "Modules that get LoRA (all = every linear layer but the head).", list_sep=True)
     additional_target: tuple[str, ...] = opt((), "Modules trained fully and saved with the adapter.", list_sep=True)
     use_rslora: bool = opt(False, "Rank-stabilised LoRA scaling.")
     use_dora: bool = opt(False, "Weight-decomposed LoRA (DoRA).")
-    create_new_adapter: bool = opt(False, "Start a fresh adapter on top of loaded adapters instead of resuming the last.")
+    create_new_adapter: bool = opt(
+        False, "Start a fresh adapter on top of loaded adapters instead of resuming the last.")
     plot_loss: bool = opt(False, "Write training_loss.png into output_dir.")
     compute_accuracy: bool = opt(False, "Report token accuracy at evaluation.")
 

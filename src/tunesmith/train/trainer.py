@@ -70,6 +70,7 @@ class TunesmithTrainer(Trainer):
             denominator = num_items_in_batch
             if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs:
                 # the same factor super() applied to the standard term (token averaging across processes)
-                scale = self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1 else self.args.n_gpu
+                scale = (self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1
+                         else self.args.n_gpu)
         loss = loss + scale * token_weight_correction(outputs.logits, labels, self.token_weights, denominator)
         return (loss, outputs) if return_outputs else loss
