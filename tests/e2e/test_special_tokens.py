@@ -120,7 +120,7 @@ class RowRecorder(TrainerCallback):
         self.rows.append(self.snapshot(model))
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
+@pytest.mark.parametrize("method", ["full", "freeze", "lora"])
 def test_freeze_extra_id_rows_hold_for_k_steps_with_weight_decay(method, qwen2_untied_model, marker_data,
                                                                  train_config, caplog):
     recorder = RowRecorder()
