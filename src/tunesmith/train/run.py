@@ -94,8 +94,8 @@ def setup_model(cfg: Config, prepared, seed: int):
     decide what trains when. Returns (model, gates, TrainingArguments overrides)."""
     import torch
 
-    from .schedule import build_schedule
     from ..model.tokens import find_extra_id_tokens
+    from .schedule import build_schedule
     from .token_training import build_gates, prepare_model
 
     dtype, overrides = precision(cfg)
@@ -124,7 +124,6 @@ def setup_model(cfg: Config, prepared, seed: int):
 
 
 def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
-    import torch
     from transformers import set_seed
 
     from ..data.collate import Collator, EncodedDataset
@@ -132,7 +131,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     from .callbacks.gates import GateCallback
     from .callbacks.phases import PhaseLogCallback
     from .token_metrics import SpecialTokenMeter, argmax_logits, special_token_f1
-    from .token_training import loss_weight_table, special_tokens
+    from .token_training import loss_weights, monitored_tokens
     from .plot import plot_loss, plot_special
     from .trainer import TunesmithTrainer
 
@@ -146,16 +145,8 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     trainable, total = count_parameters(model)
     args = training_arguments(cfg, overrides)
     phase_log = [PhaseLogCallback([p.name for p in data.parts], data.phase_sizes)] if data.phase_sizes else []
-    weights = loss_weight_table(tokenizer, cfg.tokens)
-    special = special_tokens(tokenizer, prepared.added, cfg.tokens)
-    monitor = cfg.tokens.special_token_metrics if cfg.tokens.special_token_metrics is not None else bool(special)
-    if monitor and not special:
-        logger.warning("special_token_metrics: no special tokens were added, weighted or found; nothing to monitor")
-        monitor = False
-    token_weights = None
-    if weights:
-        token_weights = torch.ones(model.get_input_embeddings().weight.shape[0])
-        token_weights[list(weights)] = torch.tensor(list(weights.values()))
+    token_weights = loss_weights(tokenizer, cfg.tokens, model.get_input_embeddings().weight.shape[0])
+    special = monitored_tokens(tokenizer, prepared.added, cfg.tokens)
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     trainer = TunesmithTrainer(
         model=model,
@@ -170,9 +161,9 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
         phase_sizes=data.phase_sizes,
         shuffle=not cfg.data.disable_shuffling,
         token_weights=token_weights,
-        special_meter=SpecialTokenMeter(list(special.values())) if monitor else None,
+        special_meter=SpecialTokenMeter(list(special.values())) if special else None,
         **(dict(compute_metrics=lambda p: special_token_f1(p.predictions, p.label_ids, special),
-                preprocess_logits_for_metrics=argmax_logits) if monitor and data.eval else {}),
+                preprocess_logits_for_metrics=argmax_logits) if special and data.eval else {}),
     )
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(cfg.output_dir)

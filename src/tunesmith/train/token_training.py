@@ -90,6 +90,28 @@ def build_gates(model, tokenizer, added: AddedTokens, args: TokenArgs) -> Gates:
     return Gates(rows=rows)
 
 
+def loss_weights(tokenizer, args: TokenArgs, rows: int):
+    """A (rows,) tensor of per-target loss weights, or None when every weight is 1.0."""
+    import torch
+
+    table = loss_weight_table(tokenizer, args)
+    if not table:
+        return None
+    weights = torch.ones(rows)
+    weights[list(table)] = torch.tensor(list(table.values()))
+    return weights
+
+
+def monitored_tokens(tokenizer, added: AddedTokens, args: TokenArgs) -> dict[str, int]:
+    """The special tokens whose loss, accuracy and F1 are reported (empty: monitoring off)."""
+    special = special_tokens(tokenizer, added, args)
+    if args.special_token_metrics is False:
+        return {}
+    if args.special_token_metrics and not special:
+        logger.warning("special_token_metrics: no special tokens were added, weighted or found; nothing to monitor")
+    return special
+
+
 def loss_weight_table(tokenizer, args: TokenArgs) -> dict[int, float]:
     """Token id -> loss weight for targets; absent ids weigh 1.0."""
     table: dict[int, float] = {}
