@@ -5,7 +5,7 @@
 #
 # Writes the synthetic data, the tiny model and every run to bench/work/special_tokens/ (git-ignored),
 # prints the table and rewrites bench/special_tokens/results.md (its hand-written analysis section is
-# kept). About 6 minutes on 2 CPU cores. TS_PYTHON [.venv/bin/python at the repo root] picks the python.
+# kept). About 8 minutes on 2 free CPU cores, 11 with --references. TS_PYTHON [.venv/bin/python at the repo root] picks the python.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
