@@ -282,8 +282,29 @@ def run_arm(job: dict) -> dict:
     result = run_training(cfg)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     logs = read_log(result.output_dir)
-    return {"arm": job["arm"], "seed": job["seed"], "wall_s": wall, "cpu_s": cpu, "global_step": result.global_step,
+    done = {"arm": job["arm"], "seed": job["seed"], "wall_s": wall, "cpu_s": cpu, "global_step": result.global_step,
             "log": logs}
+    (out / RESULT_FILE).write_text(json.dumps({"job": job_key(job), "result": done}))  # for --resume
+    return done
+
+
+RESULT_FILE = "bench_result.json"
+
+
+def job_key(job: dict) -> dict:
+    """What a finished run must match to be reused by --resume: its config and the model's stamp."""
+    model = Path(job["config"]["model_name_or_path"])
+    stamp = (model / ".bench-stamp").read_text() if (model / ".bench-stamp").exists() else None
+    return {"config": job["config"], "model_stamp": stamp}
+
+
+def finished(job: dict) -> dict | None:
+    path = Path(job["config"]["output_dir"]) / RESULT_FILE
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return saved["result"] if saved.get("job") == json.loads(json.dumps(job_key(job))) else None
 
 
 def summarise(run: dict, thresholds: list[float]) -> dict:
@@ -402,6 +423,14 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores visible, {platform.system()} {platform.release()}"
 
 
+def report_run(s: dict, args, note: str = "") -> dict:
+    print(f"[bench] {s['arm']:>15} seed {s['seed']}: " + ", ".join(
+        f"F1≥{t:g} at {fmt_steps(s['reach'][t], args.max_steps)}" for t in s["reach"])
+        + f", best F1 {s['best_f1']:.3f}, special_loss {s['special_loss']:.3f}, "
+          f"ordinary_loss {s['ordinary_loss']:.3f}, {s['wall_s']:.0f}s wall, {s['cpu_s']:.0f}s cpu{note}", flush=True)
+    return s
+
+
 def cpu_times() -> tuple[float, float, float, float] | None:
     """Seconds since boot from /proc/stat: (all, busy, steal) for the whole machine, and this process plus
     its reaped children (the workers, tiny-model): to tell how much CPU other processes took meanwhile."""
@@ -445,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="first teach the random model to copy the sentences for this many steps (default 0: "
                         "the arms start from the random model)")
     p.add_argument("--no-results", action="store_true", help="do not write results.md")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse runs an interrupted invocation finished (same config and model; runs are "
+                        "deterministic), run only the rest")
     args = p.parse_args(argv)
 
     arms = [a for a in args.arms.split(",") if a]
@@ -464,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         models = {seed: pretrain_copy(work, m, args.pretrain_steps) for seed, m in models.items()}
     cache = work / "tokenized-cache"
     shutil.rmtree(cache, ignore_errors=True)
-    shutil.rmtree(work / "runs", ignore_errors=True)
+    if not args.resume:
+        shutil.rmtree(work / "runs", ignore_errors=True)
 
     jobs, configs = [], {}
     for seed in seeds:
@@ -479,17 +512,19 @@ def main(argv: list[str] | None = None) -> int:
           f"run logs in {work / 'runs'}", flush=True)
     import multiprocessing as mp
 
-    runs = []
+    runs, todo = [], []
+    for job in jobs:
+        done = finished(job) if args.resume else None
+        if done is None:
+            todo.append(job)
+        else:
+            runs.append(report_run(summarise(done, thresholds), args, " (reused: --resume)"))
+    args.reused = len(runs)
     # spawned workers, reused from run to run (each run seeds everything itself; a run's result does not
     # depend on what ran before it in the same worker, checked when this benchmark was written)
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
-        for run in pool.map(run_arm, jobs):
-            s = summarise(run, thresholds)
-            runs.append(s)
-            print(f"[bench] {s['arm']:>15} seed {s['seed']}: " + ", ".join(
-                f"F1≥{t:g} at {fmt_steps(s['reach'][t], args.max_steps)}" for t in thresholds)
-                + f", best F1 {s['best_f1']:.3f}, special_loss {s['special_loss']:.3f}, "
-                  f"ordinary_loss {s['ordinary_loss']:.3f}, {s['wall_s']:.0f}s wall, {s['cpu_s']:.0f}s cpu", flush=True)
+        for run in pool.map(run_arm, todo):
+            runs.append(report_run(summarise(run, thresholds), args))
     total, stat1 = time.perf_counter() - t0, cpu_times()
     args.contention = contention(stat0, stat1)
     main_t = headline_threshold(runs, thresholds)
@@ -530,10 +565,12 @@ def write_results(path: Path, tab: str, seeds_tab: str, runs: list[dict], arms: 
     out = [
         "# Special-token learning speed: tunesmith's extra_id strategies vs a naive baseline",
         "",
-        f"Generated by `bash bench/special_tokens/run.sh {' '.join(sys.argv[1:])}`".replace(" `", "`")
+        "Generated by `" + " ".join(["bash bench/special_tokens/run.sh", *sys.argv[1:]]) + "`"
         + f" on {dt.date.today().isoformat()}: "
         f"{len(runs)} training runs in {total / 60:.1f} min ({args.jobs} at a time, {args.threads} torch "
-        f"thread each; meanwhile {args.contention}).",
+        f"thread each; meanwhile {args.contention})"
+        + (f"; {args.reused} of the runs were finished by an earlier, interrupted invocation and reused "
+           "(`--resume`; runs are deterministic), their wall/cpu times are from then." if args.reused else "."),
         "",
         f"- Machine: {machine()}",
         f"- Versions: {versions()}",
