@@ -558,7 +558,7 @@ def write_results(path: Path, tab: str, seeds_tab: str, runs: list[dict], arms: 
     for arm in arms:
         common = {k: v for k, v in common.items() if k in configs[arm] and configs[arm][k] == v}
     data_dir = common.pop("dataset_dir", None)
-    model_dir = f"bench/work/special_tokens/models/tiny-qwen2-s<seed>"
+    model_dir = "bench/work/special_tokens/models/tiny-qwen2-s<seed>"
     if args.pretrain_steps:
         model_dir += f"-copy{args.pretrain_steps}"
     rel = lambda x: os.path.relpath(x, REPO) if x else x  # noqa: E731
