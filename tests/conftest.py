@@ -24,6 +24,16 @@ SHAREGPT = [
     {"conversations": [{"from": "human", "value": "name?"}, {"from": "gpt", "value": "Tuney"}]},
 ]
 MINIMIND = [{"conversations": [{"role": "user", "content": "1+1=?"}, {"role": "assistant", "content": "2"}]}]
+# Ranking pairs (LLaMA-Factory's dpo_en_demo layout) and KTO feedback rows (its kto_en_demo layout).
+PAIRS = [{"conversations": [{"from": "human", "value": f"What is {a}+{b}?"}],
+          "chosen": {"from": "gpt", "value": f"{a}+{b}={a + b}"},
+          "rejected": {"from": "gpt", "value": f"{a}+{b}={a + b + 3} maybe"}}
+         for a, b in [(1, 1), (2, 3), (4, 4), (5, 2), (3, 6), (7, 1), (2, 2), (6, 3)]]
+PAIRS_ALPACA = [{"instruction": p["conversations"][0]["value"], "input": "", "chosen": p["chosen"]["value"],
+                 "rejected": p["rejected"]["value"]} for p in PAIRS]
+FEEDBACK = [{"messages": [{"role": "user", "content": p["conversations"][0]["value"]},
+                          {"role": "assistant", "content": p[side]["value"]}], "label": side == "chosen"}
+            for p in PAIRS for side in ("chosen", "rejected")]
 PT_TEXTS = [{"text": f"Tuning a string: note {i} rises to note {i + 1}, then rests."} for i in range(24)]
 
 
@@ -72,6 +82,11 @@ def data_dir(tmp_path_factory) -> Path:
     (root / "chat.json").write_text(json.dumps(SHAREGPT), encoding="utf-8")
     (root / "minimind.jsonl").write_text("".join(json.dumps(r) + "\n" for r in MINIMIND), encoding="utf-8")
     (root / "pt.jsonl").write_text("".join(json.dumps(r) + "\n" for r in PT_TEXTS), encoding="utf-8")
+    (root / "pairs.json").write_text(json.dumps(PAIRS), encoding="utf-8")
+    (root / "pairs_alpaca.json").write_text(json.dumps(PAIRS_ALPACA), encoding="utf-8")
+    (root / "feedback.json").write_text(json.dumps(FEEDBACK), encoding="utf-8")
+    (root / "dpo_en_demo.json").write_text(json.dumps(PAIRS), encoding="utf-8")
+    (root / "kto_en_demo.json").write_text(json.dumps(FEEDBACK), encoding="utf-8")
     info = {
         "arith": {"file_name": "arith.json"},
         "chat": {"file_name": "chat.json", "formatting": "sharegpt", "columns": {"messages": "conversations",
@@ -79,6 +94,22 @@ def data_dir(tmp_path_factory) -> Path:
         "minimind": {"file_name": "minimind.jsonl", "formatting": "sharegpt"},
         "pt": {"file_name": "pt.jsonl", "columns": {"prompt": "text"}},
         "remote": {"hf_hub_url": "someone/some-data"},
+        "pairs": {"file_name": "pairs.json", "ranking": True, "formatting": "sharegpt",
+                  "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected"}},
+        "pairs_alpaca": {"file_name": "pairs_alpaca.json", "ranking": True,
+                         "columns": {"prompt": "instruction", "query": "input", "chosen": "chosen",
+                                     "rejected": "rejected"}},
+        "feedback": {"file_name": "feedback.json", "formatting": "sharegpt",
+                     "columns": {"messages": "messages", "kto_tag": "label"},
+                     "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                              "assistant_tag": "assistant"}},
+        # LLaMA-Factory's own registry entries for its demo sets, verbatim
+        "dpo_en_demo": {"file_name": "dpo_en_demo.json", "ranking": True, "formatting": "sharegpt",
+                        "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected"}},
+        "kto_en_demo": {"file_name": "kto_en_demo.json", "formatting": "sharegpt",
+                        "columns": {"messages": "messages", "kto_tag": "label"},
+                        "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                                 "assistant_tag": "assistant"}},
     }
     (root / "dataset_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     return root

@@ -25,6 +25,8 @@ from .registry import DatasetAttr
 
 logger = logging.getLogger(__name__)
 
+CACHE_FORMAT = 2  # 2: every meta field stored (meta_keys); bump when the layout changes
+
 _ENCODING_KEYS = ("cutoff_len", "train_on_prompt", "mask_history", "max_samples", "default_system",
                   "enable_thinking", "tool_format")
 
@@ -50,6 +52,7 @@ def cache_key(attr: DatasetAttr, stage_name: str, tokenizer, template, data: Dat
     tokenizer_id = hashlib.blake2b(tokenizer.backend_tokenizer.to_str().encode(), digest_size=16).hexdigest()
     parts = {
         "version": __version__,
+        "format": CACHE_FORMAT,
         "stage": stage_name,
         "data": _file_digest(Path(attr.source)),
         "attr": asdict(attr) | {"source": None},
@@ -102,15 +105,25 @@ def load(path: Path) -> tuple[list[EncodedExample], EncodeStats] | None:
         with np.load(path, allow_pickle=False) as npz:
             offsets = npz["offsets"].tolist()
             ids, labels = npz["input_ids"].tolist(), npz["labels"].tolist()
-            positions = npz["position_ids"].tolist() if "position_ids" in npz else None
             stats = EncodeStats(**json.loads(str(npz["stats"])))
+            meta_keys = json.loads(str(npz["meta_keys"])) if "meta_keys" in npz else {}
+            meta = {key: _read_meta(npz, key, kind, offsets) for key, kind in meta_keys.items()}
     except (OSError, ValueError, KeyError, TypeError):
         return None  # unreadable entry (e.g. another version's layout): encode again and overwrite it
     examples = []
-    for start, end in zip(offsets, offsets[1:]):
-        meta = {"position_ids": positions[start:end]} if positions is not None else {}
-        examples.append(EncodedExample(ids[start:end], labels[start:end], meta=meta))
+    for i, (start, end) in enumerate(zip(offsets, offsets[1:])):
+        examples.append(EncodedExample(ids[start:end], labels[start:end], meta={k: v[i] for k, v in meta.items()}))
     return examples, stats
+
+
+def _read_meta(npz, key: str, kind: str, offsets: list[int]) -> list:
+    """A meta field per example: `aligned` sequences share the example's offsets, `seq` have their own,
+    `scalar` is one value per example."""
+    values = npz[f"meta.{key}"].tolist()
+    if kind == "scalar":
+        return values
+    bounds = offsets if kind == "aligned" else npz[f"meta_offsets.{key}"].tolist()
+    return [values[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 def save(path: Path, examples: list[EncodedExample], stats: EncodeStats) -> None:
@@ -128,8 +141,22 @@ def save(path: Path, examples: list[EncodedExample], stats: EncodeStats) -> None
         "offsets": np.asarray(offsets, dtype=np.int64),
         "stats": np.asarray(json.dumps({f.name: getattr(stats, f.name) for f in fields(stats)})),
     }
-    if examples and "position_ids" in examples[0].meta:
-        arrays["position_ids"] = flat(lambda ex: ex.meta["position_ids"])
+    meta_keys: dict[str, str] = {}
+    for key, first in (examples[0].meta.items() if examples else ()):
+        if isinstance(first, list):
+            aligned = all(len(ex.meta[key]) == len(ex.input_ids) for ex in examples)
+            meta_keys[key] = "aligned" if aligned else "seq"
+            bounds = offsets if aligned else [0]
+            if not aligned:
+                for ex in examples:
+                    bounds.append(bounds[-1] + len(ex.meta[key]))
+                arrays[f"meta_offsets.{key}"] = np.asarray(bounds, dtype=np.int64)
+            arrays[f"meta.{key}"] = np.fromiter(chain.from_iterable(ex.meta[key] for ex in examples),
+                                                dtype=np.int32, count=bounds[-1])
+        else:
+            meta_keys[key] = "scalar"
+            arrays[f"meta.{key}"] = np.asarray([ex.meta[key] for ex in examples])
+    arrays["meta_keys"] = np.asarray(json.dumps(meta_keys))
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with tmp.open("wb") as fh:
         np.savez(fh, **arrays)

@@ -1,5 +1,7 @@
 """Batching: pad rows to a common length (multiple of 8), or keep packed rows with restarting
-position ids and no attention mask, so that attention stays inside each packed sequence."""
+position ids and no attention mask, so that attention stays inside each packed sequence. Preference
+batches put several sequences of an example side by side (chosen and rejected; a reply and its KL
+counterpart)."""
 
 from __future__ import annotations
 
@@ -19,10 +21,7 @@ class EncodedDataset:
 
     def __getitem__(self, index: int) -> dict:
         ex = self.examples[index]
-        item = {"input_ids": ex.input_ids, "labels": ex.labels}
-        if "position_ids" in ex.meta:
-            item["position_ids"] = ex.meta["position_ids"]
-        return item
+        return {"input_ids": ex.input_ids, "labels": ex.labels, **ex.meta}
 
 
 class Collator:
@@ -52,4 +51,57 @@ class Collator:
             batch["position_ids"] = torch.tensor(positions)
         else:
             batch["attention_mask"] = torch.tensor(mask)
+        return batch
+
+
+def pad_rows(rows: list[tuple[list[int], list[int]]], pad_token_id: int, multiple: int = 8) -> dict:
+    """Right-pad (ids, labels) rows to one width (a multiple of ``multiple``) with an attention mask."""
+    import torch
+
+    longest = max(len(ids) for ids, _ in rows)
+    width = -(-longest // multiple) * multiple if multiple else longest
+    ids = [r + [pad_token_id] * (width - len(r)) for r, _ in rows]
+    labels = [lab + [IGNORE_INDEX] * (width - len(lab)) for _, lab in rows]
+    mask = [[1] * len(r) + [0] * (width - len(r)) for r, _ in rows]
+    return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+
+
+class PairCollator:
+    """B pairs -> 2B rows: chosen_1..chosen_B then rejected_1..rejected_B, one padded batch (one forward
+    pass). Precomputed reference log-probs, when present, come along as ``ref_logps`` (2B,)."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 8) -> None:
+        self.pad_token_id = pad_token_id
+        self.multiple = pad_to_multiple_of
+
+    def __call__(self, items: list[dict]) -> dict:
+        import torch
+
+        rows = [(it["input_ids"], it["labels"]) for it in items]
+        rows += [(it["rejected_input_ids"], it["rejected_labels"]) for it in items]
+        batch = pad_rows(rows, self.pad_token_id, self.multiple)
+        if "ref_chosen_logps" in items[0]:
+            batch["ref_logps"] = torch.tensor([it["ref_chosen_logps"] for it in items]
+                                              + [it["ref_rejected_logps"] for it in items], dtype=torch.float32)
+        return batch
+
+
+class FeedbackCollator:
+    """KTO: the replies (``input_ids``...) and their mismatched KL counterparts (``kl_input_ids``...), each
+    padded on its own, and ``kto_tags`` (B,) bool."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 8) -> None:
+        self.pad_token_id = pad_token_id
+        self.multiple = pad_to_multiple_of
+
+    def __call__(self, items: list[dict]) -> dict:
+        import torch
+
+        batch = pad_rows([(it["input_ids"], it["labels"]) for it in items], self.pad_token_id, self.multiple)
+        kl = pad_rows([(it["kl_input_ids"], it["kl_labels"]) for it in items], self.pad_token_id, self.multiple)
+        batch.update({f"kl_{key}": value for key, value in kl.items()})
+        batch["kto_tags"] = torch.tensor([bool(it["kto_tag"]) for it in items])
+        if "ref_logps" in items[0]:
+            batch["ref_logps"] = torch.tensor([it["ref_logps"] for it in items], dtype=torch.float32)
+            batch["ref_kl_logps"] = torch.tensor([it["ref_kl_logps"] for it in items], dtype=torch.float32)
         return batch

@@ -25,6 +25,8 @@ from .registry import DatasetAttr, get_dataset_attrs
 
 logger = logging.getLogger(__name__)
 
+PAIRED_STAGES = ("rm", "dpo", "kto", "ppo")
+
 
 @dataclass
 class DatasetPart:
@@ -49,8 +51,13 @@ class TrainingData:
 
 
 def uses_packing(data: DataArgs, stage_name: str) -> bool:
-    """pt rows are always packed (by construction); sft packs with `packing` or `neat_packing`."""
-    return stage_name != "pt" and bool(data.packing or data.neat_packing)
+    """pt rows are always packed (by construction); sft packs with `packing` or `neat_packing`; preference
+    examples (several sequences that are compared with each other) are never packed."""
+    requested = bool(data.packing or data.neat_packing)
+    if requested and stage_name in PAIRED_STAGES:
+        logger.warning("packing is not applied in stage %s: its examples are groups of sequences compared with "
+                       "each other; each group is padded as a batch instead", stage_name)
+    return stage_name == "sft" and requested
 
 
 def cap_rows(attr: DatasetAttr, rows: list[dict], data: DataArgs, seed: int) -> list[dict]:

@@ -10,10 +10,24 @@ OPEN, CLOSE = "⟦", "⟧"
 
 
 def render_spans(tokenizer, example: EncodedExample, color: bool = False) -> str:
-    """Decode ``input_ids``, wrapping every run of trained tokens (label != -100) in markers or colour."""
+    """Decode ``input_ids``, wrapping every run of trained tokens (label != -100) in markers or colour.
+    Preference examples show their other sequences too (the rejected reply; KTO's tag and KL pairing)."""
+    text = _spans(tokenizer, example.input_ids, example.labels, color)
+    meta = example.meta
+    if "rejected_input_ids" in meta:
+        text = ("[chosen]\n" + text + "\n[rejected]\n"
+                + _spans(tokenizer, meta["rejected_input_ids"], meta["rejected_labels"], color))
+    if "kto_tag" in meta:
+        text = (f"[{'desirable' if meta['kto_tag'] else 'undesirable'}]\n" + text
+                + "\n[KL pairing: this prompt with another example's reply]\n"
+                + _spans(tokenizer, meta["kl_input_ids"], meta["kl_labels"], color))
+    return text
+
+
+def _spans(tokenizer, input_ids: list[int], labels: list[int], color: bool) -> str:
     start, end = (ANSI_TRAINED, ANSI_RESET) if color else (OPEN, CLOSE)
     pieces, run, trained = [], [], None
-    for token, label in zip(example.input_ids, example.labels):
+    for token, label in zip(input_ids, labels):
         is_trained = label != IGNORE_INDEX
         if trained is not None and is_trained != trained:
             pieces.append((trained, tokenizer.decode(run)))

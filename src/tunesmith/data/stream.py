@@ -101,7 +101,4 @@ class StreamingDataset(torch.utils.data.IterableDataset):
 
 
 def _item(example) -> dict:
-    item = {"input_ids": example.input_ids, "labels": example.labels}
-    if "position_ids" in example.meta:
-        item["position_ids"] = example.meta["position_ids"]
-    return item
+    return {"input_ids": example.input_ids, "labels": example.labels, **example.meta}

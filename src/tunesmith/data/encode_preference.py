@@ -1,0 +1,106 @@
+"""Preference data -> token ids, with the same template and masks as sft.
+
+Everything before the final reply (system, history, the last user turn, the assistant header) is the
+prompt and never trains; the reply trains with its end-of-turn token. Truncation keeps the beginning of
+the prompt and of each reply, sharing ``cutoff_len`` between them as LLaMA-Factory does (the longer of
+the two replies sets the reply budget, so chosen and rejected are cut alike).
+
+Pairs (rm, dpo): the example's ``input_ids``/``labels`` are prompt + chosen; ``meta["rejected_input_ids"]``
+and ``meta["rejected_labels"]`` are prompt + rejected.
+Feedback (kto): ``input_ids``/``labels`` are prompt + reply, ``meta["kto_tag"]`` says whether the reply is
+desirable, and ``meta["kl_input_ids"]``/``meta["kl_labels"]`` pair the prompt with the previous example's
+reply (a mismatched completion, for KTO's KL estimate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..config.errors import ConfigError
+from ..templates.base import Template
+from ..types import IGNORE_INDEX, Conversation, EncodedExample
+from .encode import EncodeStats, split_budget, tokenize_texts
+
+
+def _prompt_and_reply(template: Template, conv: Conversation, bos: str, eos: str,
+                      default_system: str | None) -> tuple[list[str], str]:
+    """Text pieces of everything before the final reply, and the final reply."""
+    pairs = template.turns(conv, bos, eos, default_system, mask_history=True)
+    pieces = [text for pair in pairs[:-1] for text in pair] + [pairs[-1][0]]
+    return pieces, pairs[-1][1]
+
+
+def render_prompt_and_reply(convs: Sequence[Conversation], tokenizer, template: Template,
+                            default_system: str | None = None) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, reply ids) per conversation, every piece tokenized on its own as in sft."""
+    bos, eos = tokenizer.bos_token or "", tokenizer.eos_token or ""
+    rendered = [_prompt_and_reply(template, conv, bos, eos, default_system) for conv in convs]
+    flat = [text for pieces, reply in rendered for text in (*pieces, reply)]
+    ids = iter(tokenize_texts(tokenizer, flat))
+    out = []
+    for pieces, _ in rendered:
+        prompt = [token for _ in pieces for token in next(ids)]
+        out.append((prompt, next(ids)))
+    return out
+
+
+def _join(prompt: list[int], reply: list[int]) -> tuple[list[int], list[int]]:
+    return prompt + reply, [IGNORE_INDEX] * len(prompt) + reply
+
+
+def encode_pairwise(pairs: Sequence[tuple[Conversation, Conversation]], tokenizer, template: Template,
+                    cutoff_len: int, default_system: str | None = None
+                    ) -> tuple[list[EncodedExample], EncodeStats]:
+    chosen = render_prompt_and_reply([c for c, _ in pairs], tokenizer, template, default_system)
+    rejected = render_prompt_and_reply([r for _, r in pairs], tokenizer, template, default_system)
+    stats = EncodeStats(examples=len(pairs))
+    out: list[EncodedExample] = []
+    for row, ((prompt, good), (prompt_r, bad)) in enumerate(zip(chosen, rejected)):
+        if prompt != prompt_r:  # the template renders the prompt independently of the reply
+            raise ConfigError(f"row {row}: the prompt renders differently before the chosen and the rejected reply")
+        keep_prompt, keep_reply = split_budget(len(prompt), max(len(good), len(bad)), cutoff_len)
+        if keep_prompt < len(prompt) or keep_reply < max(len(good), len(bad)):
+            stats.truncated += 1
+        prompt, good, bad = prompt[:keep_prompt], good[:keep_reply], bad[:keep_reply]
+        if not good or not bad:
+            stats.dropped_empty += 1
+            stats.dropped_rows.append(row)
+            continue
+        ids, labels = _join(prompt, good)
+        rejected_ids, rejected_labels = _join(prompt, bad)
+        out.append(EncodedExample(ids, labels, meta={"rejected_input_ids": rejected_ids,
+                                                     "rejected_labels": rejected_labels}))
+        stats.kept += 1
+        stats.tokens += len(ids) + len(rejected_ids)
+        stats.trained_tokens += len(good) + len(bad)
+    return out, stats
+
+
+def _cut(prompt: list[int], reply: list[int], cutoff_len: int) -> tuple[list[int], list[int], bool]:
+    keep_prompt, keep_reply = split_budget(len(prompt), len(reply), cutoff_len)
+    return prompt[:keep_prompt], reply[:keep_reply], keep_prompt < len(prompt) or keep_reply < len(reply)
+
+
+def encode_feedback(convs: Sequence[Conversation], tags: Sequence[bool], tokenizer, template: Template,
+                    cutoff_len: int, default_system: str | None = None
+                    ) -> tuple[list[EncodedExample], EncodeStats]:
+    rendered = render_prompt_and_reply(convs, tokenizer, template, default_system)
+    stats = EncodeStats(examples=len(convs))
+    out: list[EncodedExample] = []
+    for row, ((prompt, reply), tag) in enumerate(zip(rendered, tags)):
+        kl_reply = rendered[row - 1][1]  # the previous example's reply (the last one's for row 0)
+        prompt_t, reply_t, truncated = _cut(prompt, reply, cutoff_len)
+        kl_prompt, kl_reply, _ = _cut(prompt, kl_reply, cutoff_len)
+        stats.truncated += truncated
+        if not reply_t or not kl_reply:
+            stats.dropped_empty += 1
+            stats.dropped_rows.append(row)
+            continue
+        ids, labels = _join(prompt_t, reply_t)
+        kl_ids, kl_labels = _join(kl_prompt, kl_reply)
+        out.append(EncodedExample(ids, labels, meta={"kto_tag": bool(tag), "kl_input_ids": kl_ids,
+                                                     "kl_labels": kl_labels}))
+        stats.kept += 1
+        stats.tokens += len(ids)
+        stats.trained_tokens += len(reply_t)
+    return out, stats
