@@ -44,6 +44,7 @@ def test_imports_point_downward():
 
 
 def test_stages_do_not_import_each_other():
+    """Stage modules share code only through base.py and sub-packages (e.g. preference/), never directly."""
     stages = {p.stem for p in (SRC / "stages").glob("*.py")} - {"__init__", "base"}
     for path in (SRC / "stages").glob("*.py"):
         text = path.read_text(encoding="utf-8")

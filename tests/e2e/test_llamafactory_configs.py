@@ -14,14 +14,19 @@ from tunesmith.cli import main
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "llamafactory"
 
 
-@pytest.mark.parametrize("name,stage", [("qwen3_lora_sft.yaml", "sft"), ("qwen3_lora_pretrain.yaml", "pt")])
+OUTPUT = {"sft": "sft", "pt": "pretrain", "dpo": "dpo", "kto": "kto", "rm": "reward"}
+
+
+@pytest.mark.parametrize("name,stage", [("qwen3_lora_sft.yaml", "sft"), ("qwen3_lora_pretrain.yaml", "pt"),
+                                        ("qwen3_lora_dpo.yaml", "dpo"), ("qwen3_lora_kto.yaml", "kto"),
+                                        ("qwen3_lora_reward.yaml", "rm")])
 def test_llamafactory_example_runs(name, stage, qwen2_model, data_dir, tmp_path, monkeypatch, capsys):
     shutil.copytree(data_dir, tmp_path / "data")
     config = tmp_path / name
     config.write_text((FIXTURES / name).read_text().replace("MODEL_PATH", str(qwen2_model)))
     monkeypatch.chdir(tmp_path)
     assert main(["train", name]) == 0
-    out = tmp_path / ("saves/qwen3-4b/lora/sft" if stage == "sft" else "saves/qwen3-4b/lora/pretrain")
+    out = tmp_path / "saves/qwen3-4b/lora" / OUTPUT[stage]
     assert (out / "adapter_model.safetensors").exists()
     card = json.loads((out / "tunesmith.json").read_text())
     assert card["stage"] == stage and card["global_step"] >= 3

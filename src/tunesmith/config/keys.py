@@ -24,7 +24,10 @@ UNSUPPORTED_LF_KEYS: dict[str, str] = {
     **{k: "quantisation is not available in tunesmith yet" for k in (
         "quantization_method", "quantization_bit", "quantization_type", "double_quantization",
         "quantization_device_map", "export_quantization_bit", "export_quantization_dataset",
-        "export_quantization_nsamples", "export_quantization_maxlen")},
+        "export_quantization_nsamples", "export_quantization_maxlen", "ref_model_quantization_bit",
+        "reward_model_quantization_bit")},
+    "pref_bco_weight": "the BCO term is not available in tunesmith; use pref_loss (sigmoid, hinge, ipo, kto_pair, "
+                       "orpo, simpo)",
     **{k: "this optimizer is not available in tunesmith; use `optim` (transformers optimizers)" for k in (
         "use_galore", "galore_target", "galore_rank", "galore_update_interval", "galore_scale", "galore_proj_type",
         "galore_layerwise", "use_apollo", "apollo_target", "apollo_rank", "apollo_update_interval", "apollo_scale",

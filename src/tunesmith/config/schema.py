@@ -19,7 +19,8 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, list_se
 
 
 STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
-IMPLEMENTED_STAGES = ("pt", "sft")
+IMPLEMENTED_STAGES = ("pt", "sft", "rm", "dpo", "kto")
+PREF_LOSSES = ("sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo")
 FINETUNING_TYPES = ("full", "freeze", "lora")
 
 
@@ -126,6 +127,25 @@ class TokenArgs:
 
 
 @dataclass(frozen=True)
+class PreferenceArgs:
+    """Preference stages (rm, dpo, kto): losses, their coefficients and the reference model."""
+
+    pref_beta: float = opt(0.1, "beta of the preference loss (KL strength for dpo/kto; reward scale for orpo/simpo).")
+    pref_ftx: float = opt(0.0, "Coefficient of an SFT term on the chosen replies added to the dpo/kto loss.")
+    pref_loss: str = opt("sigmoid", "dpo loss: sigmoid (DPO), hinge, ipo, kto_pair, orpo, simpo.", choices=PREF_LOSSES)
+    dpo_label_smoothing: float = opt(0.0, "Robust/conservative DPO label smoothing in [0, 0.5) (sigmoid loss).")
+    simpo_gamma: float = opt(0.5, "SimPO target reward margin.")
+    ld_alpha: float | None = opt(None, "LD-DPO: weight in [0, 1] of reply tokens beyond the shorter reply's length.")
+    kto_chosen_weight: float = opt(1.0, "KTO weight of desirable examples.")
+    kto_rejected_weight: float = opt(1.0, "KTO weight of undesirable examples.")
+    ref_model: str | None = opt(None, "Reference model directory (default: lora -> the base with adapters off; "
+                                      "otherwise a frozen copy of the starting model).")
+    ref_model_adapters: tuple[str, ...] = opt((), "Adapters applied to `ref_model`, comma-separated.", list_sep=True)
+    precompute_ref_log_probs: bool = opt(
+        False, "Score the data with the reference once before training and keep no reference in memory.")
+
+
+@dataclass(frozen=True)
 class RunArgs:
     """tunesmith/LLaMA-Factory run options that are not transformers TrainingArguments."""
 
@@ -137,6 +157,7 @@ SECTIONS: dict[str, type] = {
     "data": DataArgs,
     "finetuning": FinetuningArgs,
     "tokens": TokenArgs,
+    "preference": PreferenceArgs,
     "run": RunArgs,
 }
 
@@ -149,6 +170,7 @@ class Config:
     data: DataArgs
     finetuning: FinetuningArgs
     tokens: TokenArgs
+    preference: PreferenceArgs
     run: RunArgs
     training: dict[str, Any]  # transformers.TrainingArguments keyword arguments
     sources: tuple[str, ...] = ()  # files and overrides this config was read from

@@ -136,6 +136,53 @@ def token_training_modes_fit(cfg: Config, origins: Origins) -> None:
             raise ConfigError(f"{_where(origins, key)}: `{key}` must be >= 0")
 
 
+def preference_values_in_range(cfg: Config, origins: Origins) -> None:
+    pref = cfg.preference
+    if pref.pref_beta <= 0:
+        raise ConfigError(f"{_where(origins, 'pref_beta')}: `pref_beta` must be positive, got {pref.pref_beta}")
+    if pref.pref_ftx < 0:
+        raise ConfigError(f"{_where(origins, 'pref_ftx')}: `pref_ftx` must be >= 0, got {pref.pref_ftx}")
+    if not 0 <= pref.dpo_label_smoothing < 0.5:
+        raise ConfigError(f"{_where(origins, 'dpo_label_smoothing')}: `dpo_label_smoothing` must be in [0, 0.5), "
+                          f"got {pref.dpo_label_smoothing}")
+    if pref.dpo_label_smoothing and pref.pref_loss != "sigmoid":
+        raise ConfigError(f"{_where(origins, 'dpo_label_smoothing')}: `dpo_label_smoothing` applies to "
+                          f"`pref_loss: sigmoid` only (got {pref.pref_loss})")
+    if pref.ld_alpha is not None and not 0 <= pref.ld_alpha <= 1:
+        raise ConfigError(f"{_where(origins, 'ld_alpha')}: `ld_alpha` must be in [0, 1], got {pref.ld_alpha}")
+    for key in ("kto_chosen_weight", "kto_rejected_weight"):
+        if getattr(pref, key) < 0:
+            raise ConfigError(f"{_where(origins, key)}: `{key}` must be >= 0")
+
+
+def reference_options_fit(cfg: Config, origins: Origins) -> None:
+    pref = cfg.preference
+    reference_free = cfg.stage == "dpo" and pref.pref_loss in ("orpo", "simpo")
+    uses_reference = cfg.stage == "kto" or (cfg.stage == "dpo" and not reference_free)
+    if pref.ref_model_adapters and not pref.ref_model:
+        raise ConfigError(f"{_where(origins, 'ref_model_adapters')}: `ref_model_adapters` needs `ref_model` "
+                          "(the model the adapters belong to)")
+    for key in ("ref_model", "precompute_ref_log_probs"):
+        if getattr(pref, key) and not uses_reference:
+            why = (f"`pref_loss: {pref.pref_loss}` is reference-free" if reference_free
+                   else f"stage {cfg.stage} uses no reference model")
+            raise ConfigError(f"{_where(origins, key)}: `{key}` is set but {why}; remove it")
+
+
+def token_weights_fit_stage(cfg: Config, origins: Origins) -> None:
+    tokens = cfg.tokens
+    weighted = tokens.token_loss_weights or tokens.extra_id_loss_weight is not None
+    if not weighted:
+        return
+    key = "token_loss_weights" if tokens.token_loss_weights else "extra_id_loss_weight"
+    if cfg.stage == "rm":
+        raise ConfigError(f"{_where(origins, key)}: `{key}` weights token losses, and stage rm has none (it scores "
+                          "whole sequences)")
+    if cfg.stage in ("dpo", "kto") and cfg.preference.pref_ftx <= 0:
+        raise ConfigError(f"{_where(origins, key)}: in stage {cfg.stage}, `{key}` weights the SFT term on the "
+                          "chosen replies; set `pref_ftx` > 0 to have one")
+
+
 RULES: tuple[Callable[[Config, Origins], None], ...] = (
     model_is_given,
     output_dir_is_given,
@@ -152,6 +199,9 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     batch_values_positive,
     streaming_needs_max_steps,
     token_training_modes_fit,
+    preference_values_in_range,
+    reference_options_fit,
+    token_weights_fit_stage,
 )
 
 

@@ -49,9 +49,13 @@ def load_tokenizer(args: ModelArgs):
     return tokenizer
 
 
-def load_model(args: ModelArgs, dtype, attn: str | None = None):
-    """A causal LM in ``dtype`` with the requested attention kernel (falling back to SDPA)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+def load_model(args: ModelArgs, dtype, attn: str | None = None, head: str = "lm", pad_token_id: int | None = None):
+    """A causal LM in ``dtype`` with the requested attention kernel (falling back to SDPA).
+
+    ``head="score"``: the same body with a one-output linear `score` head instead of the LM head (a
+    transformers *ForSequenceClassification model, for reward models); a causal-LM checkpoint gets a
+    freshly initialised head, a reward checkpoint keeps its own."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     path = resolve_model_path(args.model_name_or_path, args.cache_dir)
     impl = attn or ATTENTION[args.flash_attn]
@@ -62,16 +66,28 @@ def load_model(args: ModelArgs, dtype, attn: str | None = None):
             logger.warning("flash_attn=%s requested but flash-attn is not installed; using sdpa", args.flash_attn)
             impl = "sdpa"
     common = dict(trust_remote_code=args.trust_remote_code)
+    auto = AutoModelForCausalLM
+    if head == "score":
+        auto = AutoModelForSequenceClassification
+        common["num_labels"] = 1
+        if pad_token_id is not None:
+            common["pad_token_id"] = pad_token_id
     try:
         if args.train_from_scratch:
             config = AutoConfig.from_pretrained(path, local_files_only=True, **common)
-            model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=impl, **common)
+            model = auto.from_config(config, dtype=dtype, attn_implementation=impl,
+                                     trust_remote_code=args.trust_remote_code)
             logger.info("train_from_scratch: randomly initialised %s from %s", type(model).__name__, path)
         else:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=impl,
-                                                         local_files_only=True, **common)
+            model = auto.from_pretrained(path, dtype=dtype, attn_implementation=impl, local_files_only=True,
+                                         **common)
     except OSError as err:
         raise ConfigError(f"cannot load model weights from {path}: {err}") from None
+    except ValueError as err:
+        if head == "score":
+            raise ConfigError(f"{path}: transformers has no sequence-classification (reward) variant of this "
+                              f"model: {err}") from None
+        raise
     return model
 
 

@@ -71,9 +71,19 @@ def lora_target_modules(model, targets: tuple[str, ...]) -> list[str]:
     output = model.get_output_embeddings()
     names = set()
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and module is not output:
+        if isinstance(module, torch.nn.Linear) and module is not output and name.split(".")[-1] not in HEADS:
             names.add(name.split(".")[-1])
     return sorted(names)
+
+
+HEADS = ("score", "classifier", "v_head")  # task heads: trained in full, never given LoRA
+
+
+def has_score_head(model) -> bool:
+    """A sequence-classification (reward) model: its `score` head trains in full in every method."""
+    import torch
+
+    return isinstance(getattr(model, "score", None), torch.nn.Linear)
 
 
 def embedding_module_names(model) -> list[str]:
@@ -109,7 +119,7 @@ def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable:
     embeddings = embedding_module_names(model) if train_embeddings else []
     tied = bool(getattr(model.config, "tie_word_embeddings", False))
     config = LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
+        task_type=TaskType.SEQ_CLS if has_score_head(model) else TaskType.CAUSAL_LM,  # SEQ_CLS trains the head
         r=args.lora_rank,
         lora_alpha=args.lora_alpha if args.lora_alpha is not None else args.lora_rank * 2,
         lora_dropout=args.lora_dropout,
@@ -163,6 +173,9 @@ def apply_method(model, model_args: ModelArgs, args: FinetuningArgs, train_embed
         apply_full(model)
     elif args.finetuning_type == "freeze":
         apply_freeze(model, args)
+        if has_score_head(model):
+            model.score.requires_grad_(True)
+            logger.info("freeze: the score head trains too")
         if train_embeddings:
             for weight in {id(m.weight): m.weight for m in (model.get_input_embeddings(),
                                                               model.get_output_embeddings()) if m}.values():

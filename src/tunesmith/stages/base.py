@@ -13,6 +13,12 @@ from ..types import EncodedExample
 
 
 class Stage(Protocol):
+    """Required: ``name``, ``needs_template``, ``encode``. Optional (preference stages):
+    ``model_head`` ("lm" default, or "score" for a one-output sequence-classification head),
+    ``collator(pad_token_id)`` (default: the sft/pt Collator), ``make_loss(cfg)`` -> a callable
+    ``(trainer, model, inputs, return_outputs, num_items_in_batch)`` returning the mean loss of the
+    micro-batch (default: the causal-LM loss), ``uses_reference(cfg)`` (needs a reference model)."""
+
     name: str
     needs_template: bool
 
@@ -29,7 +35,7 @@ def register(stage: Stage) -> Stage:
 
 
 def get_stage(name: str) -> Stage:
-    from . import pt, sft  # noqa: F401  (registration side effect)
+    from . import dpo, kto, pt, rm, sft  # noqa: F401  (registration side effect)
 
     if name not in STAGES:
         raise ConfigError(f"stage `{name}` is not available; available: {', '.join(sorted(STAGES))}")

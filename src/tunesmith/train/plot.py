@@ -80,3 +80,36 @@ def plot_special(output_dir: str | Path) -> list[Path]:
     fig.savefig(path, format="png", bbox_inches="tight")
     plt.close(fig)
     return [path]
+
+
+def plot_rewards(output_dir: str | Path) -> list[Path]:
+    """training_rewards.png (preference stages): rewards of chosen and rejected replies, their margin, and
+    the pairwise accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for r in read_log(output_dir) if "rewards/chosen" in r and "loss" in r]
+    if not records:
+        return []
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for key, color in (("rewards/chosen", "#2ca02c"), ("rewards/rejected", "#d62728"), ("rewards/margins", "#1f77b4")):
+        points = [(r["current_steps"], r[key]) for r in records if key in r]
+        if points:
+            ax.plot(*zip(*points), color=color, label=key.split("/")[1])
+    acc = [(r["current_steps"], r["rewards/accuracies"]) for r in records if "rewards/accuracies" in r]
+    if acc:
+        twin = ax.twinx()
+        twin.plot(*zip(*acc), color="#7f7f7f", linestyle="--", label="accuracy")
+        twin.set_ylim(0, 1.05)
+        twin.set_ylabel("accuracy (chosen > rejected)")
+        twin.legend(loc="lower right")
+    ax.set_title(f"rewards of {Path(output_dir).name}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("reward")
+    ax.legend(loc="upper left")
+    path = Path(output_dir) / "training_rewards.png"
+    fig.savefig(path, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return [path]

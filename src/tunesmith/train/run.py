@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config.errors import ConfigError
@@ -99,7 +99,8 @@ def setup_model(cfg: Config, prepared, seed: int):
     from .token_training import build_gates, prepare_model
 
     dtype, overrides = precision(cfg)
-    model = load_model(cfg.model, dtype)
+    model = load_model(cfg.model, dtype, head=getattr(prepared.stage, "model_head", "lm"),
+                       pad_token_id=prepared.tokenizer.pad_token_id)
     added = prepared.added
     grew = prepare_model(model, prepared.tokenizer, added, cfg.tokens, seed)
     if cfg.tokens.train_new_tokens_only:
@@ -123,6 +124,49 @@ def setup_model(cfg: Config, prepared, seed: int):
     return model, gates, overrides
 
 
+def make_reference(cfg: Config, model, args):
+    """The reference model of dpo/kto (see stages/preference/reference.py for the rules)."""
+    import torch
+
+    from ..stages.preference.reference import build_reference
+
+    dtype, _ = precision(cfg)
+    if torch.cuda.is_available() and (args.bf16 or args.fp16):
+        dtype = torch.bfloat16 if args.bf16 else torch.float16  # a frozen model needs no float32 master copy
+
+    def load(path: str, dt):
+        return load_model(replace(cfg.model, model_name_or_path=path, adapter_name_or_path=()), dt)
+
+    return build_reference(cfg.preference, cfg.finetuning.finetuning_type, model, load, dtype,
+                           model.get_input_embeddings().weight.shape[0])
+
+
+def precompute_reference(stage_loss, reference, model, collator, data, args) -> None:
+    """Score every training and evaluation example with the reference once; the values ride with the
+    examples from then on (the stage's collator passes them to the loss)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..data.cache import wait_for_writes
+
+    wait_for_writes()  # the cache writer must not see examples change under it
+    device = args.device
+    model.to(device).eval()  # Trainer switches it back to training mode
+    for split in (data.train, data.eval or []):
+        if not isinstance(split, list):
+            raise ConfigError("`precompute_ref_log_probs` needs the data in memory (not `streaming: true`)")
+        size = args.per_device_eval_batch_size
+        for start in tqdm(range(0, len(split), size), desc="reference log-probs", disable=args.disable_tqdm):
+            chunk = split[start:start + size]
+            batch = collator([{"input_ids": ex.input_ids, "labels": ex.labels, **ex.meta} for ex in chunk])
+            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            fields = stage_loss.reference_fields(reference, model, batch)
+            for i, ex in enumerate(chunk):
+                ex.meta.update({name: values[i] for name, values in fields.items()})
+    logger.info("reference log-probs precomputed for %d examples; no reference model is kept in memory",
+                len(data.train) + len(data.eval or []))
+
+
 def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     from transformers import set_seed
 
@@ -132,7 +176,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     from .callbacks.phases import PhaseLogCallback
     from .token_metrics import SpecialTokenMeter, argmax_logits, special_token_f1
     from .token_training import loss_weights, monitored_tokens
-    from .plot import plot_loss, plot_special
+    from .plot import plot_loss, plot_rewards, plot_special
     from .trainer import TunesmithTrainer
 
     resume = resume_point(cfg)
@@ -144,6 +188,20 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     model, gates, overrides = setup_model(cfg, prepared, seed)
     trainable, total = count_parameters(model)
     args = training_arguments(cfg, overrides)
+    make_collator = getattr(stage, "collator", Collator)
+    collator = make_collator(tokenizer.pad_token_id)
+    stage_loss = stage.make_loss(cfg) if hasattr(stage, "make_loss") else None
+    reference, reference_facts = None, {}
+    if getattr(stage, "uses_reference", lambda c: False)(cfg):
+        reference = make_reference(cfg, model, args)
+        reference_facts = {"kind": reference.kind, "extra_parameter_bytes": reference.extra_bytes(model),
+                           "precomputed": cfg.preference.precompute_ref_log_probs}
+        logger.info("reference: %s, adding %.1f MB of parameters to the policy's", reference.kind,
+                    reference_facts["extra_parameter_bytes"] / 2**20)
+        if cfg.preference.precompute_ref_log_probs:
+            precompute_reference(stage_loss, reference, model, collator, data, args)
+            reference = None  # every batch now carries the reference's log-probs; the model is released
+            reference_facts["extra_parameter_bytes"] = 0
     phase_log = [PhaseLogCallback([p.name for p in data.parts], data.phase_sizes)] if data.phase_sizes else []
     token_weights = loss_weights(tokenizer, cfg.tokens, model.get_input_embeddings().weight.shape[0])
     special = monitored_tokens(tokenizer, prepared.added, cfg.tokens)
@@ -153,7 +211,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
         args=args,
         train_dataset=EncodedDataset(data.train) if isinstance(data.train, list) else data.train,
         eval_dataset=EncodedDataset(data.eval) if data.eval else None,
-        data_collator=Collator(tokenizer.pad_token_id),
+        data_collator=collator,
         processing_class=tokenizer,
         callbacks=[LogFileCallback(cfg.output_dir), CheckpointMarkerCallback(), *phase_log,
                    *([GateCallback(gates)] if gates else []), *(extra_callbacks or [])],
@@ -162,8 +220,10 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
         shuffle=not cfg.data.disable_shuffling,
         token_weights=token_weights,
         special_meter=SpecialTokenMeter(list(special.values())) if special else None,
+        stage_loss=stage_loss,
+        reference=reference,
         **(dict(compute_metrics=lambda p: special_token_f1(p.predictions, p.label_ids, special),
-                preprocess_logits_for_metrics=argmax_logits) if special and data.eval else {}),
+                preprocess_logits_for_metrics=argmax_logits) if special and data.eval and not stage_loss else {}),
     )
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(cfg.output_dir)
@@ -172,9 +232,10 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     write_run_card(cfg, cfg.output_dir, trainable_params=trainable, total_params=total,
                    global_step=trainer.state.global_step, train_loss=train_loss,
                    examples=len(data.train) if isinstance(data.train, list) else None, resumed_from=resume,
-                   added_tokens=prepared.added.ids, embedding_rows=model.get_input_embeddings().weight.shape[0])
+                   added_tokens=prepared.added.ids, embedding_rows=model.get_input_embeddings().weight.shape[0],
+                   model_head=getattr(stage, "model_head", "lm"), reference=reference_facts or None)
     if cfg.finetuning.plot_loss:
-        for path in plot_loss(cfg.output_dir) + plot_special(cfg.output_dir):
+        for path in plot_loss(cfg.output_dir) + plot_special(cfg.output_dir) + plot_rewards(cfg.output_dir):
             logger.info("loss curve written to %s", path)
     logger.info("model saved to %s", cfg.output_dir)
     return RunResult(Path(cfg.output_dir), train_loss, trainer.state.global_step, trainable, total)

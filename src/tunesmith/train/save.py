@@ -10,8 +10,8 @@ from pathlib import Path
 
 from .. import __version__
 from ..config.schema import Config
+from ..utils.run_card import RUN_CARD, read_run_card  # noqa: F401  (read_run_card: re-exported)
 
-RUN_CARD = "tunesmith.json"
 
 
 def write_run_card(cfg: Config, output_dir: str | Path, **facts) -> Path:
@@ -38,7 +38,3 @@ def write_run_card(cfg: Config, output_dir: str | Path, **facts) -> Path:
     os.replace(tmp, path)
     return path
 
-
-def read_run_card(output_dir: str | Path) -> dict | None:
-    path = Path(output_dir) / RUN_CARD
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

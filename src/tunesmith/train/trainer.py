@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
+import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer
 
 from ..data.sampler import PhasedSampler
 from ..types import IGNORE_INDEX
 from .losses import shift_labels, token_weight_correction
+from .stage_metrics import StageMetrics
 
 
 class TunesmithTrainer(Trainer):
     def __init__(self, *args, stage=None, phase_sizes: list[int] | None = None, shuffle: bool = True,
-                 token_weights=None, special_meter=None, **kwargs) -> None:
+                 token_weights=None, special_meter=None, stage_loss=None, reference=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.stage = stage
         self.phase_sizes = phase_sizes
         self.shuffle = shuffle
         self.token_weights = token_weights  # (V,) loss weight per target token id, or None
         self.special_meter = special_meter  # SpecialTokenMeter or None
+        self.stage_loss = stage_loss  # a stage's own loss (preference stages), or None for the causal-LM loss
+        self.reference = reference  # the reference model of dpo/kto, or None
+        self.metrics = StageMetrics()
+        if stage_loss is not None:
+            self.loss_is_scaled_for_ga = False  # a stage loss is a micro-batch mean: Trainer divides by GA steps
+
+    def record(self, **values) -> None:
+        """Stage metrics of one micro-batch (tensors of per-example values), averaged at the next log."""
+        self.metrics.add("train" if self.model.training else "eval", values)
+
+    def observe_tokens(self, logits, labels) -> None:
+        if self.special_meter is not None and self.model.training and labels.numel():
+            self.special_meter.update(logits.detach(), labels)
+
+    def _reduce(self, tensor):
+        return self.accelerator.reduce(tensor.to(self.accelerator.device), reduction="sum").cpu()
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -43,17 +61,32 @@ class TunesmithTrainer(Trainer):
                 self.processing_class.save_pretrained(output_dir)
 
     def log(self, logs: dict, *args, **kwargs) -> None:
-        if self.special_meter is not None and "loss" in logs:
-            logs.update(self.special_meter.collect(reduce=lambda t: self.accelerator.reduce(
-                t.to(self.accelerator.device), reduction="sum").cpu()))
+        if "loss" in logs:
+            if self.special_meter is not None:
+                logs.update(self.special_meter.collect(reduce=self._reduce))
+            logs.update(self.metrics.collect("train", reduce=self._reduce))
         super().log(logs, *args, **kwargs)
+
+    def evaluation_loop(self, *args, **kwargs):
+        self.metrics.collect("eval")  # drop anything left from an interrupted evaluation
+        output = super().evaluation_loop(*args, **kwargs)
+        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+        output.metrics.update({f"{prefix}_{k}": v for k, v in self.metrics.collect("eval", self._reduce).items()})
+        return output
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        if self.stage_loss is None:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss = self.stage_loss(self, model, inputs)
+        return loss.detach(), None, None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if "position_ids" in inputs:
             inputs["use_cache"] = False  # with a KV cache transformers would not build the packed (block) mask
-        stage_loss = getattr(self.stage, "compute_loss", None)
-        if stage_loss is not None:
-            return stage_loss(self, model, inputs, return_outputs, num_items_in_batch)
+        if self.stage_loss is not None:
+            return self.stage_loss(self, model, inputs, return_outputs, num_items_in_batch)
         if self.token_weights is None and self.special_meter is None:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)

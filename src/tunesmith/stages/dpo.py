@@ -1,0 +1,91 @@
+"""Stage dpo: direct preference optimisation on ranking data, with `pref_loss` sigmoid (DPO), hinge,
+ipo, kto_pair (against a reference model) or orpo, simpo (reference-free).
+
+Chosen and rejected go through one concatenated forward pass; the reference's log-probs come from a
+second (no-grad) pass, or precomputed with the batch. Logged: rewards/chosen, rewards/rejected,
+rewards/margins, rewards/accuracies, logps/chosen, logps/rejected (and sft_loss / odds_ratio_loss when
+they apply).
+"""
+
+from __future__ import annotations
+
+from ..data.collate import PairCollator
+from ..data.encode_preference import encode_pairwise
+from ..data.formats.preference import to_pair
+from .base import register
+from .preference.forward import logps_of
+from .preference.losses import REFERENCE_FREE, dpo_loss, orpo_loss, reply_nll, simpo_loss
+
+
+class DPOLoss:
+    def __init__(self, pref) -> None:
+        self.kind = pref.pref_loss
+        self.beta = pref.pref_beta
+        self.ftx = pref.pref_ftx
+        self.label_smoothing = pref.dpo_label_smoothing
+        self.gamma = pref.simpo_gamma
+        self.ld_alpha = pref.ld_alpha
+
+    def policy_logps(self, model, inputs):
+        return logps_of(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"], self.kind,
+                        self.ld_alpha)
+
+    def reference_logps(self, trainer, model, inputs):
+        if "ref_logps" in inputs:
+            return inputs["ref_logps"]
+        return trainer.reference.run(model, lambda ref: self.policy_logps(ref, inputs)[0])
+
+    def reference_fields(self, reference, model, inputs) -> dict:
+        """Per-example reference values to store with the data (precompute_ref_log_probs)."""
+        ref = reference.run(model, lambda m: self.policy_logps(m, inputs)[0]).float().cpu()
+        half = ref.shape[0] // 2
+        return {"ref_chosen_logps": ref[:half].tolist(), "ref_rejected_logps": ref[half:].tolist()}
+
+    def __call__(self, trainer, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logps, lengths, logits = self.policy_logps(model, inputs)
+        half = logps.shape[0] // 2
+        pc, pr = logps[:half], logps[half:]
+        extra = {}
+        if self.kind == "orpo":
+            losses, chosen_r, rejected_r, ratio = orpo_loss(pc, pr, self.beta)
+            extra["odds_ratio_loss"] = ratio
+        elif self.kind == "simpo":
+            losses, chosen_r, rejected_r = simpo_loss(pc, pr, self.beta, self.gamma)
+        else:
+            ref = self.reference_logps(trainer, model, inputs).to(logps.device)
+            losses, chosen_r, rejected_r = dpo_loss(self.kind, pc, pr, ref[:half], ref[half:], self.beta,
+                                                    self.label_smoothing)
+        loss = losses.mean()
+        labels = inputs["labels"]
+        if self.ftx > 0:
+            sft = reply_nll(logits[:half], labels[:half], trainer.token_weights)
+            loss = loss + self.ftx * sft.mean()
+            extra["sft_loss"] = sft.detach()
+        trainer.observe_tokens(logits[:half], labels[:half])
+        trainer.record(**{"rewards/chosen": chosen_r, "rewards/rejected": rejected_r,
+                          "rewards/margins": chosen_r - rejected_r,
+                          "rewards/accuracies": (chosen_r > rejected_r).float(),
+                          "logps/chosen": pc.detach(), "logps/rejected": pr.detach(), **extra})
+        return (loss, {"chosen_rewards": chosen_r, "rejected_rewards": rejected_r}) if return_outputs else loss
+
+
+class DPOStage:
+    name = "dpo"
+    needs_template = True
+    model_head = "lm"
+
+    def encode(self, attr, rows, tokenizer, template, data):
+        pairs = [to_pair(attr, row, i) for i, row in enumerate(rows)]
+        return encode_pairwise(pairs, tokenizer, template, data.cutoff_len, default_system=data.default_system)
+
+    def collator(self, pad_token_id: int):
+        return PairCollator(pad_token_id)
+
+    def make_loss(self, cfg):
+        return DPOLoss(cfg.preference)
+
+    def uses_reference(self, cfg) -> bool:
+        return cfg.preference.pref_loss not in REFERENCE_FREE
+
+
+register(DPOStage())

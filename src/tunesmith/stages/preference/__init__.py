@@ -1,0 +1,1 @@
+"""Shared by the preference stages (rm, dpo, kto): loss math, log-prob forward passes, reference models."""

@@ -1,0 +1,52 @@
+"""Forward passes of the preference stages: log-probabilities of replies, and reward-model scores."""
+
+from __future__ import annotations
+
+import torch
+
+from ...types import IGNORE_INDEX
+from .losses import AVERAGED, sequence_logps
+
+
+def reply_lengths(labels: torch.Tensor) -> torch.Tensor:
+    return (labels[:, 1:] != IGNORE_INDEX).sum(-1)
+
+
+def pair_min_lengths(labels: torch.Tensor) -> torch.Tensor:
+    """For a [chosen; rejected] batch of 2B rows: each pair's shorter reply length, for both rows."""
+    lengths = reply_lengths(labels)
+    half = lengths.shape[0] // 2
+    shorter = torch.minimum(lengths[:half], lengths[half:])
+    return torch.cat((shorter, shorter))
+
+
+def logps_of(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, loss_kind: str,
+             ld_alpha: float | None = None, paired: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward pass: (per-row reply log-prob, reply lengths, logits). Averaged per token for ipo, orpo
+    and simpo; LD-DPO weighting for pairs when ``ld_alpha`` is set."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    pair_lengths = pair_min_lengths(labels) if (paired and ld_alpha is not None) else None
+    logps, lengths = sequence_logps(logits, labels, ld_alpha, pair_lengths)
+    if loss_kind in AVERAGED:
+        logps = logps / lengths.clamp_min(1)
+    return logps, lengths, logits
+
+
+def last_token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B,) scalar score of each right-padded row at its last real token, from a sequence-classification
+    model (a causal LM body with a one-output `score` head): the head applied to the final hidden state.
+    The top-level forward is called (so DDP/FSDP wrappers see it); its own pooled output is not used
+    because it finds the last token by pad id, which fails when the pad token ends the sequence."""
+    out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, use_cache=False)
+    hidden = out.hidden_states[-1]
+    last = attention_mask.sum(-1) - 1
+    picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    return score_head(model)(picked).squeeze(-1).float()
+
+
+def score_head(model):
+    """The `score` linear of a (possibly peft- or DDP-wrapped) sequence-classification model."""
+    inner = getattr(model, "module", model)  # DDP
+    if hasattr(inner, "get_base_model"):  # peft: the score head is a modules_to_save wrapper inside
+        inner = inner.get_base_model()
+    return inner.score

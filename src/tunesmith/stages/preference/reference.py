@@ -1,0 +1,96 @@
+"""Reference models for dpo and kto, chosen as LLaMA-Factory does:
+
+- `ref_model` given: that model (with `ref_model_adapters` merged), frozen;
+- otherwise with lora: the policy itself with its adapters switched off (no second copy of the weights);
+- otherwise: a frozen copy of the starting model (after token resize and initialisation).
+
+With `precompute_ref_log_probs` the reference scores the whole training set once before training and is
+dropped; batches then carry the reference log-probs.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import torch
+
+from ...config.errors import ConfigError
+from ...utils.run_card import embedding_rows_of
+
+logger = logging.getLogger(__name__)
+
+
+def parameter_bytes(*models) -> int:
+    """Bytes of parameter storage held by the models together (shared storage counted once)."""
+    seen: dict[int, int] = {}
+    for model in models:
+        for param in model.parameters():
+            storage = param.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+    return sum(seen.values())
+
+
+class FrozenReference:
+    """A separate frozen model, moved to the policy's device on first use."""
+
+    kind = "frozen model"
+
+    def __init__(self, model) -> None:
+        self.model = model.eval().requires_grad_(False)
+
+    def extra_bytes(self, policy) -> int:
+        """Parameter memory the reference adds to the policy's."""
+        return parameter_bytes(policy, self.model) - parameter_bytes(policy)
+
+    def run(self, policy, fn):
+        device = next(policy.parameters()).device
+        if next(self.model.parameters()).device != device:
+            self.model.to(device)
+        with torch.no_grad():
+            return fn(self.model)
+
+
+class AdapterOffReference:
+    """The policy with its peft adapters disabled: the base weights are shared, not copied."""
+
+    kind = "policy with adapters off"
+
+    def extra_bytes(self, policy) -> int:
+        return 0  # holds no parameters of its own
+
+    def run(self, policy, fn):
+        inner = getattr(policy, "module", policy)
+        with torch.no_grad(), inner.disable_adapter():
+            return fn(policy)
+
+
+def _peft_wrapped(model) -> bool:
+    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
+
+
+def build_reference(pref, finetuning_type: str, policy, load_model_fn, dtype, embedding_rows: int):
+    """``load_model_fn(path, dtype)`` loads a causal LM; ``dtype`` is what the reference is kept in."""
+    if pref.ref_model:
+        from peft import PeftModel
+
+        ref = load_model_fn(pref.ref_model, dtype)
+        for path in pref.ref_model_adapters:
+            rows = embedding_rows_of(path)  # an adapter trained after a token resize needs that size
+            if rows and rows != ref.get_input_embeddings().weight.shape[0]:
+                ref.resize_token_embeddings(rows, mean_resizing=False)
+            ref = PeftModel.from_pretrained(ref, path).merge_and_unload()
+        if ref.get_input_embeddings().weight.shape[0] != embedding_rows:
+            raise ConfigError(f"`ref_model` {pref.ref_model} has {ref.get_input_embeddings().weight.shape[0]} "
+                              f"embedding rows but the policy has {embedding_rows}: the reference must share the "
+                              "policy's vocabulary (tokens added in this run are not in the reference)")
+        logger.info("reference model: %s%s (frozen)", pref.ref_model,
+                    f" + adapters {', '.join(pref.ref_model_adapters)}" if pref.ref_model_adapters else "")
+        return FrozenReference(ref)
+    if finetuning_type == "lora":
+        if not _peft_wrapped(policy):
+            raise ConfigError("lora reference: the policy has no adapter to switch off")
+        logger.info("reference model: the base weights with the lora adapter switched off (no second copy)")
+        return AdapterOffReference()
+    logger.info("reference model: a frozen copy of the starting model")
+    return FrozenReference(copy.deepcopy(policy).to(dtype))
+
