@@ -127,8 +127,12 @@ def cmd_api(argv: list[str]) -> int:
     from .serve.settings import api_settings
 
     settings = api_settings(cfg)  # checked before the model loads
+    try:
+        from .serve.app import run_server
+    except ImportError as err:
+        raise ConfigError(f"tunesmith api needs FastAPI and uvicorn ({err}); install them with "
+                          "`pip install 'tunesmith[serve]'`") from None
     from .infer.engine import create_engine
-    from .serve.app import run_server
 
     run_server(create_engine(cfg), settings)
     return 0
