@@ -188,6 +188,7 @@ def test_a_client_that_goes_away_does_not_wedge_the_queue(server, client, engine
         return replies[-1]
 
     monkeypatch.setattr(engine, "generate", recording)
+    monkeypatch.setattr(engine, "stop_ids", [])  # only the token budget would end these replies
     body = {"model": "tiny", "messages": QUESTION, "max_tokens": 2000, "temperature": 1.0, "top_p": 1.0, "seed": 0,
             "stream": True}
     with httpx.stream("POST", f"{server}/v1/chat/completions", json=body, headers=auth(), timeout=60) as response:
@@ -200,6 +201,24 @@ def test_a_client_that_goes_away_does_not_wedge_the_queue(server, client, engine
     assert done.choices[0].finish_reason in ("stop", "length")
     abandoned = replies[0]
     assert abandoned.finish_reason == "cancelled" and abandoned.completion_tokens < 2000
+
+
+def test_a_plain_request_whose_client_gave_up_is_cancelled(server, client, engine, monkeypatch):
+    replies = []
+    generate = engine.generate
+
+    def recording(*args, **kwargs):
+        replies.append(generate(*args, **kwargs))
+        return replies[-1]
+
+    monkeypatch.setattr(engine, "generate", recording)
+    monkeypatch.setattr(engine, "stop_ids", [])  # only the token budget would end these replies
+    body = {"model": "tiny", "messages": QUESTION, "max_tokens": 2000, "temperature": 1.0, "top_p": 1.0, "seed": 0}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server}/v1/chat/completions", json=body, headers=auth(), timeout=1.5)
+    done = client.chat.completions.create(model="tiny", messages=QUESTION, max_tokens=2)
+    assert done.choices[0].finish_reason in ("stop", "length")
+    assert replies[0].finish_reason == "cancelled" and replies[0].completion_tokens < 2000
 
 
 def test_settings_come_from_options_then_llamafactory_environment():

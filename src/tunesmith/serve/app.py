@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -132,7 +132,7 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
 
     @app.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(authorised)],
               responses=responses)
-    async def chat_completions(body: ChatCompletionRequest):
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
         try:
             prompt_ids = engine.prompt_ids([m.as_dict() for m in body.messages])
             options = engine.sampling(len(prompt_ids), temperature=body.temperature, top_p=body.top_p,
@@ -145,7 +145,12 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(_stream(jobs, prompt_ids, per_choice, settings.model_name, include_usage),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        replies = [await jobs.run(prompt_ids, opts) for opts in per_choice]
+        replies = []
+        for opts in per_choice:
+            reply = await _unless_gone(request, jobs.run(prompt_ids, opts))
+            if reply is None:  # the client went away: its job was cancelled, nobody is left to answer
+                return Response(status_code=499)
+            replies.append(reply)
         completion = sum(r.completion_tokens for r in replies)
         return ChatCompletion(
             id=completion_id(), created=int(time.time()), model=settings.model_name,
@@ -155,6 +160,18 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
                         total_tokens=len(prompt_ids) + completion))
 
     return app
+
+
+async def _unless_gone(request: Request, job, poll: float = 0.5):
+    """The job's result, or None (and the job cancelled) once the client has disconnected."""
+    task = asyncio.ensure_future(job)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=poll)
+        if done:
+            return task.result()
+        if await request.is_disconnected():
+            task.cancel()
+            return None
 
 
 def _event(data: dict) -> str:
