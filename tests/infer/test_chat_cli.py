@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.cli import main
+from tunesmith.config.errors import ConfigError
 from tunesmith.config.load import build_config
 from tunesmith.infer.chat import chat_loop
 from tunesmith.infer.engine import create_engine
@@ -98,3 +99,14 @@ def test_usage_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # (log lines may come before it)
     assert last.startswith("tunesmith: error: ") and message in last
+
+
+def test_a_too_long_turn_is_reported_and_the_session_goes_on(engine, capsys):
+    out = io.StringIO()
+    assert chat_loop(engine, inp=io.StringIO("x " * 3000 + "\nclear\nWhat is 1+1?\n"), out=out) == 0
+    text = out.getvalue()
+    assert "this model's context is" in text and text.count("Assistant: ") == 2
+    with pytest.raises(ConfigError, match="--query: the prompt has"):
+        from tunesmith.infer.chat import chat_once
+
+        chat_once(engine, "x " * 3000, out=io.StringIO())

@@ -182,3 +182,17 @@ def test_adapter_folder_without_card_needs_a_base(tmp_path, lora_run):
     (bare / "tunesmith.json").unlink()
     with pytest.raises(ConfigError, match="pass the base model as `model_name_or_path`"):
         create_engine(infer_config(model_name_or_path=str(bare)))
+
+
+def test_full_finetuned_output_dir_loads_as_itself(train_config, qwen2_model):
+    from tunesmith.train.run import run_training
+
+    cfg = train_config(qwen2_model, finetuning_type="full", max_steps=2, add_special_tokens="<tool>",
+                       template="qwen3_nothink")
+    run_training(cfg)
+    eng = create_engine(infer_config(model_name_or_path=cfg.output_dir, do_sample=False, max_new_tokens=4))
+    assert eng.source.base == cfg.output_dir and eng.source.adapters == []
+    assert eng.template.name == "qwen3_nothink" and eng.tokenizer.convert_tokens_to_ids("<tool>") == 512
+    assert eng.model.get_input_embeddings().weight.shape[0] == 576
+    assert eng.suppress == list(range(513, 576))  # padding rows are never sampled
+    assert eng.chat([{"role": "user", "content": "<tool> 1+1?"}]).completion_tokens >= 1

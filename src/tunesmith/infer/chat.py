@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from .engine import Engine
+from ..config.errors import ConfigError
+from .engine import Engine, InvalidRequest
 
 CLEAR = ("clear", "/clear")
 EXIT = ("exit", "quit", "/exit", "/quit")
@@ -16,13 +17,21 @@ def chat_once(engine: Engine, query: str, system: str | None = None, out: TextIO
     """One question, the reply streamed to ``out`` (stdout) and returned."""
     out = out or sys.stdout
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": query}]
+    try:
+        reply = _stream_reply(engine, messages, out)
+    except InvalidRequest as err:
+        raise ConfigError(f"--query: {err}") from None
+    out.write("\n")
+    out.flush()
+    return reply
+
+
+def _stream_reply(engine: Engine, messages: list[dict], out: TextIO) -> str:
     pieces = []
     for piece in engine.stream(messages):
         out.write(piece)
         out.flush()
         pieces.append(piece)
-    out.write("\n")
-    out.flush()
     return "".join(pieces)
 
 
@@ -53,10 +62,10 @@ def chat_loop(engine: Engine, system: str | None = None, inp: TextIO | None = No
         messages.append({"role": "user", "content": query})
         out.write("Assistant: ")
         out.flush()
-        pieces = []
-        for piece in engine.stream(messages):
-            out.write(piece)
-            out.flush()
-            pieces.append(piece)
+        try:
+            reply = _stream_reply(engine, messages, out)
+        except InvalidRequest as err:  # e.g. the history outgrew the context: say so, keep the session
+            out.write(f"[{err}; `clear` starts over]\n")
+            continue
         out.write("\n")
-        history += [{"role": "user", "content": query}, {"role": "assistant", "content": "".join(pieces)}]
+        history += [{"role": "user", "content": query}, {"role": "assistant", "content": reply}]
