@@ -13,7 +13,7 @@ USAGE = """tunesmith <command> [args]
 commands:
   train       fine-tune a model: tunesmith train cfg.yaml [key=value ...] | cfg.json | --key value ...
   data        inspect data as training sees it: tunesmith data preview cfg.yaml [key=value ...] [--num N]
-  chat        chat with a trained model in the terminal: tunesmith chat cfg.yaml|OUTPUT_DIR [key=value ...] [--query Q]
+  chat        chat with a trained model: tunesmith chat cfg.yaml|OUTPUT_DIR [key=value ...] [--query Q]
   api         serve an OpenAI-compatible API: tunesmith api cfg.yaml|OUTPUT_DIR [--host H] [--port P] [--api-key K]
   export      merge adapters and write a plain model: tunesmith export cfg.yaml|OUTPUT_DIR export_dir=DIR [...]
   tiny-model  build a small offline model with its own BPE tokenizer: tunesmith tiny-model OUT_DIR [options]
