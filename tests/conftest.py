@@ -132,3 +132,29 @@ def train_config(tmp_path, data_dir):
         return build_config({k: (v, "test") for k, v in raw.items()})
 
     return make
+
+
+def _train_lora(root: Path, model: Path, data_dir: Path, **extra) -> Path:
+    from tunesmith.config.load import build_config
+    from tunesmith.train.run import run_training
+
+    raw = {"model_name_or_path": str(model), "stage": "sft", "do_train": True, "finetuning_type": "lora",
+           "dataset": "arith,chat", "dataset_dir": str(data_dir), "template": "qwen3_nothink", "cutoff_len": 128,
+           "output_dir": str(root), "overwrite_output_dir": True, "per_device_train_batch_size": 4,
+           "learning_rate": 2e-2, "max_steps": 6, "logging_steps": 3, "save_strategy": "no", "report_to": "none",
+           "seed": 0, "disable_tqdm": True, "lr_scheduler_type": "constant", "lora_rank": 4, **extra}
+    run_training(build_config({k: (v, "test") for k, v in raw.items()}))
+    return root
+
+
+@pytest.fixture(scope="session")
+def lora_run(tmp_path_factory, qwen2_model, data_dir) -> Path:
+    """A tiny trained LoRA output dir (no added tokens), shared by the chat, api and export tests."""
+    return _train_lora(tmp_path_factory.mktemp("runs") / "lora", qwen2_model, data_dir)
+
+
+@pytest.fixture(scope="session")
+def lora_tokens_run(tmp_path_factory, qwen2_untied_model, data_dir) -> Path:
+    """A tiny trained LoRA output dir with an added special token (resized, untied embeddings in the adapter)."""
+    return _train_lora(tmp_path_factory.mktemp("runs") / "lora-tokens", qwen2_untied_model, data_dir,
+                       add_special_tokens="<tool>")

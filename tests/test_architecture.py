@@ -16,6 +16,8 @@ ALLOWED = {
     "model": {"config", "utils"},
     "stages": {"config", "data", "templates", "model"},
     "train": {"config", "data", "templates", "model", "stages", "utils"},
+    "infer": {"config", "templates", "model", "utils"},
+    "serve": {"config", "infer", "utils"},
 }
 BASE = {"types", "utils", "config", "__version__"}  # __version__: the package root
 

@@ -14,6 +14,7 @@ def test_help_lists_exactly_the_available_commands(capsys):
     out = capsys.readouterr().out
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and line.strip()]
     assert listed == list(COMMANDS)
+    assert {"chat", "api", "export"} <= set(listed)
 
 
 def test_version(capsys):

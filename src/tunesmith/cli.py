@@ -13,6 +13,9 @@ USAGE = """tunesmith <command> [args]
 commands:
   train       fine-tune a model: tunesmith train cfg.yaml [key=value ...] | cfg.json | --key value ...
   data        inspect data as training sees it: tunesmith data preview cfg.yaml [key=value ...] [--num N]
+  chat        chat with a trained model: tunesmith chat cfg.yaml|OUTPUT_DIR [key=value ...] [--query Q]
+  api         serve an OpenAI-compatible API: tunesmith api cfg.yaml|OUTPUT_DIR [--host H] [--port P] [--api-key K]
+  export      merge adapters and write a plain model: tunesmith export cfg.yaml|OUTPUT_DIR export_dir=DIR [...]
   tiny-model  build a small offline model with its own BPE tokenizer: tunesmith tiny-model OUT_DIR [options]
   env         print versions of tunesmith, Python, torch and the libraries it builds on
   version     print tunesmith's version
@@ -63,6 +66,84 @@ def cmd_data(argv: list[str]) -> int:
     print("---")
     print(stats_table(data) if isinstance(data.train, list) else "streaming: statistics need a full pass; "
           "run without `streaming: true` to see them")
+    return 0
+
+
+def _take_option(argv: list[str], name: str, usage: str) -> str | None:
+    """Remove ``--name VALUE`` (or ``--name=VALUE``) from argv and return VALUE."""
+    for i, arg in enumerate(argv):
+        if arg == name:
+            if i + 1 >= len(argv):
+                raise ConfigError(f"{name} needs a value; usage: {usage}")
+            value = argv[i + 1]
+            del argv[i:i + 2]
+            return value
+        if arg.startswith(name + "="):
+            del argv[i]
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _model_config(argv: list[str], purpose: str, usage: str):
+    """Config for chat/api/export: a config file and/or key=value, or a training output dir alone."""
+    from pathlib import Path
+
+    from .config.load import load_config
+    from .utils.logging import offline_environment, setup_logging
+
+    if not argv:
+        raise ConfigError(f"usage: {usage}")
+    argv = [f"model_name_or_path={arg}" if not arg.startswith("-") and "=" not in arg and Path(arg).is_dir()
+            else arg for arg in argv]
+    cfg = load_config(argv, purpose=purpose)
+    offline_environment()
+    setup_logging()
+    return cfg
+
+
+CHAT_USAGE = "tunesmith chat cfg.yaml|OUTPUT_DIR [key=value ...] [--query TEXT]"
+API_USAGE = "tunesmith api cfg.yaml|OUTPUT_DIR [key=value ...] [--host HOST] [--port PORT] [--api-key KEY]"
+EXPORT_USAGE = "tunesmith export cfg.yaml|OUTPUT_DIR [export_dir=DIR] [export_size=GB] [key=value ...]"
+
+
+def cmd_chat(argv: list[str]) -> int:
+    query = _take_option(argv, "--query", CHAT_USAGE)
+    cfg = _model_config(argv, "infer", CHAT_USAGE)
+    from .infer.chat import chat_loop, chat_once
+    from .infer.engine import create_engine
+
+    engine = create_engine(cfg)
+    if query is not None:
+        chat_once(engine, query)
+        return 0
+    return chat_loop(engine)
+
+
+def cmd_api(argv: list[str]) -> int:
+    options = {key: _take_option(argv, flag, API_USAGE) for key, flag in (
+        ("api_host", "--host"), ("api_port", "--port"), ("api_key", "--api-key"), ("api_model_name", "--model-name"))}
+    argv += [f"{key}={value}" for key, value in options.items() if value is not None]
+    cfg = _model_config(argv, "infer", API_USAGE)
+    from .serve.settings import api_settings
+
+    settings = api_settings(cfg)  # checked before the model loads
+    try:
+        from .serve.app import run_server
+    except ImportError as err:
+        raise ConfigError(f"tunesmith api needs FastAPI and uvicorn ({err}); install them with "
+                          "`pip install 'tunesmith[serve]'`") from None
+    from .infer.engine import create_engine
+
+    run_server(create_engine(cfg), settings)
+    return 0
+
+
+def cmd_export(argv: list[str]) -> int:
+    cfg = _model_config(argv, "export", EXPORT_USAGE)
+    from .infer.export import export_model
+
+    out = export_model(cfg)
+    print(f"exported to {out}")
     return 0
 
 
@@ -118,7 +199,8 @@ def cmd_version(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "data": cmd_data, "tiny-model": cmd_tiny_model, "env": cmd_env, "version": cmd_version}
+COMMANDS = {"train": cmd_train, "data": cmd_data, "chat": cmd_chat, "api": cmd_api, "export": cmd_export,
+            "tiny-model": cmd_tiny_model, "env": cmd_env, "version": cmd_version}
 
 
 def main(argv: list[str] | None = None) -> int:

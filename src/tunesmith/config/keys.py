@@ -49,6 +49,13 @@ UNSUPPORTED_LF_KEYS: dict[str, str] = {
         "pissa_init", "pissa_iter", "pissa_convert", "loraplus_lr_ratio", "loraplus_lr_embedding",
         "module_dropout", "ms_hub_token", "om_hub_token", "use_dft_loss", "use_asft_loss", "asft_alpha",
         "use_eaft_loss", "eaft_alpha", "block_diag_attn")},
+    **{k: "the sglang and ktransformers inference engines are not available in tunesmith; use "
+          "`infer_backend: huggingface` or `vllm`" for k in (
+        "sglang_maxlen", "sglang_mem_fraction", "sglang_tp_size", "sglang_config", "sglang_lora_backend",
+        "kt_optimize_rule", "cpu_infer", "chunk_size", "mode", "kt_maxlen", "kt_use_cuda_graph", "kt_mode",
+        "kt_force_think")},
+    "adapter_folder": "name each adapter directory in `adapter_name_or_path` (comma-separated) instead",
+    "offload_folder": "tunesmith does not offload weights to disk at inference",
 }
 
 

@@ -105,7 +105,7 @@ def check_keys(raw: Raw) -> None:
         raise ConfigError(f"{origin}: unknown key `{key}`{suggest(key, valid)}")
 
 
-def build_config(raw: Raw, for_training: bool = True) -> Config:
+def build_config(raw: Raw, for_training: bool = True, purpose: str | None = None) -> Config:
     check_keys(raw)
     raw = {ALIASES.get(k, k): v for k, v in raw.items()}
     owners = section_keys()
@@ -130,7 +130,7 @@ def build_config(raw: Raw, for_training: bool = True) -> Config:
         built[name] = cls(**sections[name])
     sources = tuple(dict.fromkeys(origin for _, origin in raw.values()))
     config = Config(**built, training=training, sources=sources)
-    validate(config, origins={k: o for k, (_, o) in raw.items()}, for_training=for_training)
+    validate(config, origins={k: o for k, (_, o) in raw.items()}, for_training=for_training, purpose=purpose)
     return config
 
 
@@ -143,8 +143,9 @@ def _check_choices(cls: type, values: dict[str, Any], raw: Raw) -> None:
                               f"{suggest(str(values[f.name]), set(choices))}")
 
 
-def load_config(argv: list[str], for_training: bool = True) -> Config:
-    """Parse and validate; raises ConfigError with an actionable message."""
+def load_config(argv: list[str], for_training: bool = True, purpose: str | None = None) -> Config:
+    """Parse and validate; raises ConfigError with an actionable message. ``purpose`` picks the rules:
+    train (default), data (``for_training=False``), infer (chat, api) or export."""
     if not argv:
         raise ConfigError("no configuration given: pass a .yaml/.json file and/or key=value overrides")
-    return build_config(parse_argv(argv), for_training=for_training)
+    return build_config(parse_argv(argv), for_training=for_training, purpose=purpose)

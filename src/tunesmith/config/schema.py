@@ -22,6 +22,8 @@ STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
 IMPLEMENTED_STAGES = ("pt", "sft", "rm", "dpo", "kto")
 PREF_LOSSES = ("sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo")
 FINETUNING_TYPES = ("full", "freeze", "lora")
+INFER_BACKENDS = ("huggingface", "vllm", "sglang", "ktransformers")
+IMPLEMENTED_BACKENDS = ("huggingface", "vllm")
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,63 @@ class RunArgs:
     overwrite_output_dir: bool = opt(False, "Allow writing into a non-empty output_dir (otherwise refuse).")
 
 
+@dataclass(frozen=True)
+class InferArgs:
+    """How chat/api load and run a model (LLaMA-Factory's inference keys)."""
+
+    infer_backend: str = opt("huggingface", "Inference engine: huggingface (transformers generate) or vllm (when "
+                                            "installed).", choices=INFER_BACKENDS)
+    infer_dtype: str = opt("auto", "Weights dtype at inference (auto: float32 on CPU, the checkpoint's dtype on GPU).",
+                           choices=("auto", "float16", "bfloat16", "float32"))
+    use_kv_cache: bool = opt(True, "Use the KV cache while generating.")
+    vllm_maxlen: int = opt(4096, "vllm: maximum prompt + reply length.")
+    vllm_gpu_util: float = opt(0.7, "vllm: fraction of GPU memory in (0, 1) the engine may use.")
+    vllm_enforce_eager: bool = opt(False, "vllm: disable CUDA graphs.")
+    vllm_max_lora_rank: int = opt(32, "vllm: the largest LoRA rank it must serve.")
+    vllm_config: Any = opt(None, "vllm: extra engine arguments, a mapping or a JSON object string.")
+
+
+@dataclass(frozen=True)
+class GeneratingArgs:
+    """Decoding defaults for chat and api (a request's own values win)."""
+
+    do_sample: bool = opt(True, "Sample; false decodes greedily.")
+    temperature: float = opt(0.95, "Sampling temperature (0 decodes greedily).")
+    top_p: float = opt(0.7, "Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p.")
+    top_k: int = opt(50, "Keep only the top_k most likely tokens when sampling (0: no limit).")
+    num_beams: int = opt(1, "Beam search width (1: no beam search; chat and api need 1 to stream).")
+    max_length: int = opt(1024, "Maximum prompt + reply tokens, used when max_new_tokens <= 0.")
+    max_new_tokens: int = opt(1024, "Maximum reply tokens.")
+    repetition_penalty: float = opt(1.0, "Penalty for repeated tokens (1.0: none).")
+    length_penalty: float = opt(1.0, "Beam search length penalty.")
+    skip_special_tokens: bool = opt(True, "Drop special tokens from the decoded reply.")
+
+
+@dataclass(frozen=True)
+class ExportArgs:
+    """`tunesmith export`: merge adapters and write a plain transformers model."""
+
+    export_dir: str | None = opt(None, "Where the merged model, tokenizer and generation config are written.")
+    export_size: float = opt(5.0, "Largest safetensors shard, in GB.")
+    export_device: str = opt("cpu", "Device used to merge: cpu, or auto (the GPU when there is one).",
+                             choices=("cpu", "auto"))
+    export_legacy_format: bool = opt(False, "Write .bin files instead of safetensors (not available: transformers 5 "
+                                            "writes safetensors only).")
+    export_hub_model_id: str | None = opt(None, "Hub repository to push to (not available: tunesmith never uploads).")
+    overwrite_export_dir: bool = opt(False, "Replace a non-empty export_dir (otherwise refuse).")
+
+
+@dataclass(frozen=True)
+class ApiArgs:
+    """`tunesmith api`. Unset values fall back to LLaMA-Factory's environment variables API_HOST, API_PORT,
+    API_KEY and API_MODEL_NAME."""
+
+    api_host: str | None = opt(None, "Address to listen on (env API_HOST; default 0.0.0.0).")
+    api_port: int | None = opt(None, "Port to listen on (env API_PORT; default 8000).")
+    api_key: str | None = opt(None, "Require `Authorization: Bearer <key>` (env API_KEY; default: no key).")
+    api_model_name: str | None = opt(None, "Model id reported by /v1/models (env API_MODEL_NAME; default gpt-3.5-turbo).")
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelArgs,
     "data": DataArgs,
@@ -159,6 +218,10 @@ SECTIONS: dict[str, type] = {
     "tokens": TokenArgs,
     "preference": PreferenceArgs,
     "run": RunArgs,
+    "infer": InferArgs,
+    "generating": GeneratingArgs,
+    "export": ExportArgs,
+    "api": ApiArgs,
 }
 
 
@@ -172,6 +235,10 @@ class Config:
     tokens: TokenArgs
     preference: PreferenceArgs
     run: RunArgs
+    infer: InferArgs
+    generating: GeneratingArgs
+    export: ExportArgs
+    api: ApiArgs
     training: dict[str, Any]  # transformers.TrainingArguments keyword arguments
     sources: tuple[str, ...] = ()  # files and overrides this config was read from
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .errors import ConfigError
-from .schema import IMPLEMENTED_STAGES, Config
+from .schema import IMPLEMENTED_BACKENDS, IMPLEMENTED_STAGES, Config
 
 Origins = dict[str, str]
 
@@ -183,6 +183,63 @@ def token_weights_fit_stage(cfg: Config, origins: Origins) -> None:
                           "chosen replies; set `pref_ftx` > 0 to have one")
 
 
+def backend_is_implemented(cfg: Config, origins: Origins) -> None:
+    if cfg.infer.infer_backend not in IMPLEMENTED_BACKENDS:
+        raise ConfigError(f"{_where(origins, 'infer_backend')}: `infer_backend: {cfg.infer.infer_backend}` is not "
+                          f"available in tunesmith; use {' or '.join(IMPLEMENTED_BACKENDS)}")
+
+
+def generating_values_in_range(cfg: Config, origins: Origins) -> None:
+    gen = cfg.generating
+    checks = (("temperature", gen.temperature >= 0, ">= 0"), ("top_p", 0 < gen.top_p <= 1, "in (0, 1]"),
+              ("top_k", gen.top_k >= 0, ">= 0"), ("num_beams", gen.num_beams >= 1, ">= 1"),
+              ("repetition_penalty", gen.repetition_penalty > 0, "> 0"),
+              ("max_new_tokens", gen.max_new_tokens > 0 or gen.max_length > 0, "> 0 (or set max_length > 0)"))
+    for key, ok, want in checks:
+        if not ok:
+            raise ConfigError(f"{_where(origins, key)}: `{key}` must be {want}, got {getattr(gen, key)!r}")
+
+
+def vllm_config_is_mapping(cfg: Config, origins: Origins) -> None:
+    value = cfg.infer.vllm_config
+    if value is None or isinstance(value, dict):
+        return
+    if isinstance(value, str):
+        import json
+
+        try:
+            if isinstance(json.loads(value), dict):
+                return
+        except json.JSONDecodeError:
+            pass
+    raise ConfigError(f"{_where(origins, 'vllm_config')}: `vllm_config` must be a mapping or a JSON object string, "
+                      f"got {value!r}")
+
+
+def api_port_in_range(cfg: Config, origins: Origins) -> None:
+    port = cfg.api.api_port
+    if port is not None and not 0 <= port <= 65535:
+        raise ConfigError(f"{_where(origins, 'api_port')}: `api_port` must be in 0..65535, got {port}")
+
+
+def export_dir_is_given(cfg: Config, origins: Origins) -> None:
+    if not cfg.export.export_dir:
+        raise ConfigError("config: `export_dir` is required: where the merged model is written")
+
+
+def export_options_supported(cfg: Config, origins: Origins) -> None:
+    export = cfg.export
+    if export.export_size <= 0:
+        raise ConfigError(f"{_where(origins, 'export_size')}: `export_size` (GB per shard) must be positive, "
+                          f"got {export.export_size}")
+    if export.export_legacy_format:
+        raise ConfigError(f"{_where(origins, 'export_legacy_format')}: `export_legacy_format: true` (.bin files) is "
+                          "not available: transformers 5 writes safetensors only; set it to false")
+    if export.export_hub_model_id:
+        raise ConfigError(f"{_where(origins, 'export_hub_model_id')}: tunesmith never uploads; remove "
+                          "`export_hub_model_id` and push export_dir yourself (e.g. `huggingface-cli upload`)")
+
+
 RULES: tuple[Callable[[Config, Origins], None], ...] = (
     model_is_given,
     output_dir_is_given,
@@ -208,8 +265,18 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
 # Rules that only matter when a run trains and writes (not for `tunesmith data preview`).
 TRAINING_ONLY = (output_dir_is_given, trains_something)
 
+# chat / api / export use a trained model: no data, no training rules.
+USING_A_MODEL = (model_is_given, finetuning_type_is_supported, backend_is_implemented, generating_values_in_range,
+                 vllm_config_is_mapping, api_port_in_range)
+PURPOSES: dict[str, tuple[Callable[[Config, Origins], None], ...]] = {
+    "train": RULES,
+    "data": tuple(rule for rule in RULES if rule not in TRAINING_ONLY),
+    "infer": USING_A_MODEL,
+    "export": USING_A_MODEL + (export_dir_is_given, export_options_supported),
+}
 
-def validate(cfg: Config, origins: Origins, for_training: bool = True) -> None:
-    for rule in RULES:
-        if for_training or rule not in TRAINING_ONLY:
-            rule(cfg, origins)
+
+def validate(cfg: Config, origins: Origins, for_training: bool = True, purpose: str | None = None) -> None:
+    """``purpose``: train | data | infer | export (default: train, or data when ``for_training`` is false)."""
+    for rule in PURPOSES[purpose or ("train" if for_training else "data")]:
+        rule(cfg, origins)

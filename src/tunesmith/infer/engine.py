@@ -1,0 +1,300 @@
+"""The inference engine behind chat and api: messages -> the training template's prompt -> generate, streamed.
+
+The Hugging Face backend runs one ``generate`` at a time (a lock queues the callers in order) and streams
+through a BaseStreamer that decodes as tokens arrive, holds back text that may still become a stop string,
+and counts tokens for usage. Generation ends at eos, at the template's end-of-turn tokens, at a request's
+stop strings, at the token budget, or when the caller cancels (a disconnected client).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+from ..config.schema import Config, GeneratingArgs
+from ..types import Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+ROLE_NAMES = {"user": "user", "assistant": "assistant", "tool": "observation", "observation": "observation",
+              "function": "observation"}
+
+
+class InvalidRequest(ValueError):
+    """A request the engine cannot serve as asked (bad messages, prompt too long). ``param`` names the field."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding options of one request (defaults from the config's generating section)."""
+
+    do_sample: bool = True
+    temperature: float = 0.95
+    top_p: float = 0.7
+    top_k: int = 50
+    num_beams: int = 1
+    max_new_tokens: int = 1024
+    repetition_penalty: float = 1.0
+    length_penalty: float = 1.0
+    skip_special_tokens: bool = True
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @classmethod
+    def from_config(cls, gen: GeneratingArgs, prompt_len: int = 0) -> Sampling:
+        budget = gen.max_new_tokens if gen.max_new_tokens > 0 else max(gen.max_length - prompt_len, 1)
+        return cls(do_sample=gen.do_sample, temperature=gen.temperature, top_p=gen.top_p, top_k=gen.top_k,
+                   num_beams=gen.num_beams, max_new_tokens=budget, repetition_penalty=gen.repetition_penalty,
+                   length_penalty=gen.length_penalty, skip_special_tokens=gen.skip_special_tokens)
+
+
+@dataclass
+class Reply:
+    text: str
+    finish_reason: str  # stop | length | cancelled
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def to_conversation(messages: list[dict], for_reply: bool = True) -> Conversation:
+    """OpenAI-style messages -> Conversation. System/developer messages must come first; ``for_reply``: the
+    last message is the user's (or a tool result) that the reply answers."""
+    if not messages:
+        raise InvalidRequest("`messages` must hold at least one message", "messages")
+    system_parts, turns = [], []
+    for i, message in enumerate(messages):
+        role, content = message.get("role"), message.get("content")
+        if not isinstance(content, str):
+            raise InvalidRequest(f"messages[{i}].content must be text", f"messages.{i}.content")
+        if role in ("system", "developer"):
+            if turns:
+                raise InvalidRequest(f"messages[{i}]: a {role} message must come before the conversation",
+                                     f"messages.{i}.role")
+            system_parts.append(content)
+        elif role in ROLE_NAMES:
+            turns.append(Message(ROLE_NAMES[role], content))
+        else:
+            raise InvalidRequest(f"messages[{i}].role must be system, user, assistant or tool, got {role!r}",
+                                 f"messages.{i}.role")
+    if not turns:
+        raise InvalidRequest("`messages` holds no user message", "messages")
+    if for_reply and turns[-1].role == "assistant":
+        raise InvalidRequest("the last message must be the user's (or a tool result), not the assistant's",
+                             f"messages.{len(messages) - 1}.role")
+    return Conversation(tuple(turns), system="\n".join(system_parts))
+
+
+class Engine:
+    """Backend-independent front: prompts from messages, sampling defaults, streaming helpers."""
+
+    name = "engine"
+
+    def __init__(self, cfg: Config, tokenizer, template, stop_ids: list[int], default_system: str | None,
+                 context_limit: int | None):
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.template = template
+        self.stop_ids = stop_ids
+        self.default_system = default_system
+        self.context_limit = context_limit
+
+    # -- prompts ----------------------------------------------------------------------------------------
+    def prompt_ids(self, messages: list[dict]) -> list[int]:
+        conv = to_conversation(messages)
+        tok = self.tokenizer
+        text = self.template.generation_prompt(conv, tok.bos_token or "", tok.eos_token or "", self.default_system)
+        return tok.encode(text, add_special_tokens=False)
+
+    def sampling(self, prompt_len: int, **overrides) -> Sampling:
+        """Config defaults, then a request's values (None = not given); the budget fits the context."""
+        base = Sampling.from_config(self.cfg.generating, prompt_len)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if given.get("temperature") == 0:
+            given["do_sample"] = False
+        elif "temperature" in given or "top_p" in given:
+            given.setdefault("do_sample", True)
+        options = replace(base, **given)
+        if self.context_limit:
+            room = self.context_limit - prompt_len
+            if room <= 0:
+                raise InvalidRequest(f"the prompt has {prompt_len} tokens; this model's context is "
+                                     f"{self.context_limit} tokens", "messages")
+            options = replace(options, max_new_tokens=min(options.max_new_tokens, room))
+        return options
+
+    # -- generation -------------------------------------------------------------------------------------
+    def generate(self, prompt_ids: list[int], options: Sampling, on_text: Callable[[str], None] | None = None,
+                 cancel: threading.Event | None = None) -> Reply:
+        raise NotImplementedError
+
+    def chat(self, messages: list[dict], **overrides) -> Reply:
+        ids = self.prompt_ids(messages)
+        return self.generate(ids, self.sampling(len(ids), **overrides))
+
+    def stream(self, messages: list[dict], **overrides) -> Iterator[str]:
+        """Text pieces as they are generated; generation runs on its own thread and stops if the consumer
+        stops early."""
+        ids = self.prompt_ids(messages)
+        options = self.sampling(len(ids), **overrides)
+        pieces: queue.Queue = queue.Queue()
+        cancel = threading.Event()
+        done = object()
+
+        def work() -> None:
+            try:
+                self.generate(ids, options, on_text=pieces.put, cancel=cancel)
+            except BaseException as err:  # noqa: BLE001 - handed to the consumer
+                pieces.put(err)
+            finally:
+                pieces.put(done)
+
+        thread = threading.Thread(target=work, name="tunesmith-generate", daemon=True)
+        thread.start()
+        try:
+            while (item := pieces.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()
+            thread.join()
+
+
+@dataclass
+class _Decoder:
+    """Incremental decoding of generated ids: stop tokens end the reply, stop strings cut it, and text that
+    could still grow into a stop string (or an incomplete character) is held back until it is safe."""
+
+    tokenizer: object
+    stop_ids: set[int]
+    skip_special_tokens: bool
+    stops: tuple[str, ...]
+    on_text: Callable[[str], None] | None
+    cancel: threading.Event | None
+    ids: list[int] = field(default_factory=list)
+    text: str = ""
+    emitted: int = 0
+    count: int = 0
+    finish: str | None = None
+
+    def feed(self, token_ids: list[int]) -> None:
+        for tid in token_ids:
+            if self.finish is not None:
+                return
+            self.count += 1
+            if tid in self.stop_ids:
+                self.finish = "stop"
+            else:
+                self.ids.append(tid)
+        self.text = self.tokenizer.decode(self.ids, skip_special_tokens=self.skip_special_tokens)
+        cut = min((i for i in (self.text.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.text, self.finish = self.text[:cut], "stop"
+        if self.finish is not None and self.cancel is not None:
+            self.cancel.set()
+        self._emit(final=self.finish is not None)
+
+    def _emit(self, final: bool) -> None:
+        safe = len(self.text)
+        if not final:
+            if self.text.endswith("\ufffd"):
+                safe -= 1
+            for stop in self.stops:  # the longest tail that is the start of a stop string waits
+                for k in range(min(len(stop) - 1, len(self.text)), 0, -1):
+                    if self.text.endswith(stop[:k]):
+                        safe = min(safe, len(self.text) - k)
+                        break
+        if safe > self.emitted and self.on_text is not None:
+            self.on_text(self.text[self.emitted:safe])
+        self.emitted = max(self.emitted, safe)
+
+    def close(self) -> None:
+        self._emit(final=True)
+
+
+class HuggingFaceEngine(Engine):
+    name = "huggingface"
+
+    def __init__(self, cfg: Config, loaded):
+        limit = getattr(loaded.model.config, "max_position_embeddings", None)
+        super().__init__(cfg, loaded.tokenizer, loaded.template, loaded.stop_ids, loaded.default_system, limit)
+        self.model = loaded.model
+        self.source = loaded.source
+        self.lock = threading.Lock()  # one generate at a time; waiting callers are served in turn
+        rows = self.model.get_input_embeddings().weight.shape[0]
+        padding = rows - len(self.tokenizer)  # rows without a token must never be sampled
+        self.suppress = list(range(len(self.tokenizer), rows)) if 0 < padding <= 4096 else None
+
+    def generate(self, prompt_ids: list[int], options: Sampling, on_text: Callable[[str], None] | None = None,
+                 cancel: threading.Event | None = None) -> Reply:
+        import torch
+        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+        from transformers.generation.streamers import BaseStreamer
+
+        cancel = cancel or threading.Event()
+        decoder = _Decoder(self.tokenizer, set(self.stop_ids), options.skip_special_tokens, options.stop, on_text,
+                           cancel)
+
+        class Streamer(BaseStreamer):
+            prompt_seen = False
+
+            def put(self, value) -> None:
+                if not self.prompt_seen:  # generate hands over the prompt first
+                    self.prompt_seen = True
+                    return
+                decoder.feed(value.reshape(-1).tolist())
+
+            def end(self) -> None:
+                decoder.close()
+
+        class Cancelled(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        sample = options.do_sample and options.temperature > 0
+        config = GenerationConfig(
+            max_new_tokens=options.max_new_tokens, do_sample=sample, num_beams=options.num_beams,
+            repetition_penalty=options.repetition_penalty, eos_token_id=list(self.stop_ids),
+            pad_token_id=self.tokenizer.pad_token_id, use_cache=self.cfg.infer.use_kv_cache,
+            suppress_tokens=self.suppress,
+            **(dict(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k) if sample else {}),
+            **(dict(length_penalty=options.length_penalty) if options.num_beams > 1 else {}),
+        )
+        device = self.model.get_input_embeddings().weight.device
+        inputs = torch.tensor([prompt_ids], device=device)
+        streaming = options.num_beams == 1
+        with self.lock:
+            if cancel.is_set():
+                return Reply("", "cancelled", len(prompt_ids), 0)
+            if options.seed is not None:
+                torch.manual_seed(options.seed)
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs),
+                                          generation_config=config, streamer=Streamer() if streaming else None,
+                                          stopping_criteria=StoppingCriteriaList([Cancelled()]))
+        if not streaming:
+            decoder.feed(out[0, len(prompt_ids):].tolist())
+            decoder.close()
+        finish = decoder.finish or ("cancelled" if cancel.is_set() else "length")
+        return Reply(decoder.text, finish, len(prompt_ids), decoder.count)
+
+
+def create_engine(cfg: Config) -> Engine:
+    """The engine the config asks for (infer_backend), loaded from an output dir or model + adapters."""
+    if cfg.infer.infer_backend == "vllm":
+        from .vllm_engine import VllmEngine
+
+        return VllmEngine(cfg)
+    if cfg.generating.num_beams > 1:
+        logger.info("num_beams=%d: replies arrive whole, not streamed", cfg.generating.num_beams)
+    from .load import load_for_inference
+
+    return HuggingFaceEngine(cfg, load_for_inference(cfg))
+

@@ -1,0 +1,135 @@
+"""Load a trained model for inference or export: tokenizer (with the tokens training added), template,
+base weights resized to the trained embedding size, adapters merged in order."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from ..config.errors import ConfigError
+from ..config.schema import Config
+from ..model.load import load_model, load_tokenizer
+from ..model.tokens import add_to_tokenizer, resize_embeddings
+from ..templates.resolve import resolve_template
+from .source import ModelSource, describe, resolve_source
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Loaded:
+    model: object
+    tokenizer: object
+    template: object  # Template or JinjaTemplate
+    source: ModelSource
+    stop_ids: list[int]  # generation ends at any of these (eos and the template's end-of-turn tokens)
+    default_system: str | None
+
+
+def inference_dtype(name: str, model_path: str | None = None, device: str = "cpu"):
+    """infer_dtype -> torch dtype. auto: float32 on the CPU, the checkpoint's dtype (else bfloat16) on a GPU."""
+    import torch
+
+    if name != "auto":
+        return getattr(torch, name)
+    if device == "cpu":
+        return torch.float32
+    stored = checkpoint_dtype(model_path)
+    if stored in (torch.float16, torch.bfloat16, torch.float32):
+        return stored
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def checkpoint_dtype(model_path: str | None):
+    if not model_path:
+        return None
+    import torch
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_path, local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    return getattr(torch, dtype) if isinstance(dtype, str) and hasattr(torch, dtype) else dtype
+
+
+def load_tokenizer_and_template(cfg: Config, source: ModelSource):
+    tokenizer = load_tokenizer(replace(cfg.model, model_name_or_path=source.tokenizer_dir))
+    add_to_tokenizer(tokenizer, cfg.tokens)  # tokens an inference config names again (already there: no-op)
+    own = bool(cfg.data.template)  # a template named in this config: its options come from this config too
+    data = {} if own else source.data
+    template = resolve_template(source.template, tokenizer).configure(
+        enable_thinking=data.get("enable_thinking", cfg.data.enable_thinking),
+        tool_format=data.get("tool_format", cfg.data.tool_format))
+    template.check_fits(tokenizer)
+    default_system = cfg.data.default_system or data.get("default_system")
+    return tokenizer, template, default_system
+
+
+def stop_token_ids(tokenizer, template) -> list[int]:
+    """eos, the template's stop words, and the end-of-turn token that closes the assistant slot."""
+    ids: list[int] = []
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    words = list(getattr(template, "stop_words", ()) or ())
+    slot = getattr(template, "assistant", None)
+    if slot and "{{content}}" in slot:
+        words.append(slot.split("{{content}}")[-1].replace("{{eos_token}}", tokenizer.eos_token or "").strip())
+    for word in words:
+        if not word:
+            continue
+        encoded = tokenizer.encode(word, add_special_tokens=False)
+        if len(encoded) == 1 and encoded[0] not in ids:
+            ids.append(encoded[0])
+    return ids
+
+
+def build_model(cfg: Config, source: ModelSource, tokenizer, dtype, device: str = "cpu"):
+    """Base weights in ``dtype``, resized to the trained embedding size, every adapter merged in order."""
+    import torch
+
+    merge_dtype = torch.float32 if source.adapters else dtype  # merge in full precision, then cast
+    model = load_model(replace(cfg.model, model_name_or_path=source.base, train_from_scratch=False), merge_dtype)
+    rows = model.get_input_embeddings().weight.shape[0]
+    target = max(source.embedding_rows or 0, rows)
+    if target > rows:
+        with torch.random.fork_rng(devices=[]):  # padding rows: the same values on every load
+            torch.manual_seed(0)
+            model.resize_token_embeddings(target, mean_resizing=False)
+        logger.info("Resized embeddings %d -> %d rows, as the adapters were trained", rows, target)
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        if source.adapters:
+            raise ConfigError(f"the tokenizer in {source.tokenizer_dir} has {len(tokenizer)} tokens but the adapters "
+                              f"were trained with {target} embedding rows; they do not belong together")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            resize_embeddings(model, tokenizer, cfg.tokens.resize_vocab_multiple)
+    if device != "cpu":
+        model.to(device)
+    if source.adapters:
+        from peft import PeftModel
+
+        for adapter in source.adapters:
+            try:
+                model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+            except (RuntimeError, ValueError, OSError) as err:
+                raise ConfigError(f"cannot apply adapter {adapter} to {source.base}: {err}".splitlines()[0]) from None
+            logger.info("Merged adapter %s", adapter)
+        model = model.to(dtype)
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+def load_for_inference(cfg: Config, device: str | None = None) -> Loaded:
+    import torch
+
+    source = resolve_source(cfg)
+    logger.info("Loading %s", describe(source))
+    tokenizer, template, default_system = load_tokenizer_and_template(cfg, source)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = inference_dtype(cfg.infer.infer_dtype, source.base, device)
+    model = build_model(cfg, source, tokenizer, dtype, device)
+    return Loaded(model, tokenizer, template, source, stop_token_ids(tokenizer, template), default_system)

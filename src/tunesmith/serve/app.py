@@ -1,0 +1,229 @@
+"""OpenAI-compatible HTTP API on FastAPI: /v1/models, /v1/chat/completions (plain and streamed), /docs.
+
+Generation never runs on the event loop: every request becomes jobs on one generation thread, served in
+arrival order, so concurrent requests queue and all get answered. A streamed reply's text crosses from
+that thread to the loop through an asyncio queue; when the client goes away, the job is cancelled (it
+stops at the next token, or never starts) and the queue moves on. Bad requests get a 4xx with an
+OpenAI-style error body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import replace
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..infer.engine import Engine, InvalidRequest, Reply, Sampling
+from .protocol import (AssistantMessage, ChatCompletion, ChatCompletionRequest, Choice, ErrorResponse, ModelCard,
+                       ModelList, Usage, completion_id)
+from .settings import ApiSettings
+
+logger = logging.getLogger(__name__)
+
+ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
+               405: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+
+def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict:
+    kind = ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+class GenerationQueue:
+    """One generation thread; jobs run in the order they were submitted."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunesmith-generate")
+
+    async def run(self, prompt_ids: list[int], options: Sampling, on_text=None,
+                  cancel: threading.Event | None = None) -> Reply:
+        cancel = cancel or threading.Event()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.pool, self.engine.generate, prompt_ids, options, on_text, cancel)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.set()  # the caller went away: stop (or skip) the job so the queue moves on
+            raise
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _validation_message(err: RequestValidationError) -> tuple[str, str | None]:
+    errors = err.errors()
+    if not errors:
+        return "invalid request", None
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return f"the request body is not valid JSON: {first.get('ctx', {}).get('error', first.get('msg'))}", None
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    param = ".".join(loc) or None
+    message = first.get("msg", "invalid value")
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    return (f"{param}: {message}" if param else message), param
+
+
+def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
+    jobs = GenerationQueue(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        jobs.close()
+
+    app = FastAPI(title="tunesmith API", version=__version__, lifespan=lifespan,
+                  description="OpenAI-compatible chat completions for a model trained with tunesmith. "
+                              f"Model: `{settings.model_name}`.")
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, err: ApiError):
+        return JSONResponse(error_body(err.status, err.message, err.param, err.code), status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, err: RequestValidationError):
+        message, param = _validation_message(err)
+        return JSONResponse(error_body(400, message, param), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException):
+        return JSONResponse(error_body(err.status_code, str(err.detail)), status_code=err.status_code,
+                            headers=getattr(err, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception):
+        logger.exception("request failed")
+        return JSONResponse(error_body(500, f"internal error: {err}"), status_code=500)
+
+    async def authorised(request: Request) -> None:
+        if not settings.api_key:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), settings.api_key):
+            raise ApiError(401, "Incorrect API key provided" if header else "Missing API key: send "
+                           "`Authorization: Bearer <key>`", code="invalid_api_key")
+
+    responses = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}}
+
+    @app.get("/v1/models", response_model=ModelList, dependencies=[Depends(authorised)], responses=responses)
+    async def list_models() -> ModelList:
+        return ModelList(data=[ModelCard(id=settings.model_name)])
+
+    @app.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(authorised)],
+              responses=responses)
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
+        try:
+            prompt_ids = engine.prompt_ids([m.as_dict() for m in body.messages])
+            options = engine.sampling(len(prompt_ids), temperature=body.temperature, top_p=body.top_p,
+                                      max_new_tokens=body.max_completion_tokens or body.max_tokens,
+                                      stop=tuple(body.stop or ()), seed=body.seed)
+        except InvalidRequest as err:
+            raise ApiError(400, str(err), err.param) from None
+        per_choice = [replace(options, seed=None if body.seed is None else body.seed + i) for i in range(body.n)]
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(_stream(jobs, prompt_ids, per_choice, settings.model_name, include_usage),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        replies = []
+        for opts in per_choice:
+            reply = await _unless_gone(request, jobs.run(prompt_ids, opts))
+            if reply is None:  # the client went away: its job was cancelled, nobody is left to answer
+                return Response(status_code=499)
+            replies.append(reply)
+        completion = sum(r.completion_tokens for r in replies)
+        return ChatCompletion(
+            id=completion_id(), created=int(time.time()), model=settings.model_name,
+            choices=[Choice(index=i, message=AssistantMessage(content=r.text), finish_reason=r.finish_reason)
+                     for i, r in enumerate(replies)],
+            usage=Usage(prompt_tokens=len(prompt_ids), completion_tokens=completion,
+                        total_tokens=len(prompt_ids) + completion))
+
+    return app
+
+
+async def _unless_gone(request: Request, job, poll: float = 0.5):
+    """The job's result, or None (and the job cancelled) once the client has disconnected."""
+    task = asyncio.ensure_future(job)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=poll)
+        if done:
+            return task.result()
+        if await request.is_disconnected():
+            task.cancel()
+            return None
+
+
+def _event(data: dict) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def _stream(jobs: GenerationQueue, prompt_ids: list[int], per_choice: list[Sampling], model: str,
+                  include_usage: bool):
+    base = {"id": completion_id(), "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+
+    def chunk(index: int, delta: dict, finish: str | None = None) -> str:
+        return _event({**base, "choices": [{"index": index, "delta": delta, "finish_reason": finish,
+                                            "logprobs": None}]})
+
+    loop = asyncio.get_running_loop()
+    cancel = threading.Event()
+    completion = 0
+    try:
+        for index, options in enumerate(per_choice):
+            pieces: asyncio.Queue = asyncio.Queue()
+            yield chunk(index, {"role": "assistant", "content": ""})
+            job = asyncio.ensure_future(jobs.run(prompt_ids, options,
+                                                 lambda text: loop.call_soon_threadsafe(pieces.put_nowait, text),
+                                                 cancel))
+            while not job.done() or not pieces.empty():
+                getter = asyncio.ensure_future(pieces.get())
+                await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield chunk(index, {"content": getter.result()})
+                else:
+                    getter.cancel()
+            reply = job.result()
+            completion += reply.completion_tokens
+            yield chunk(index, {}, reply.finish_reason)
+        if include_usage:
+            yield _event({**base, "choices": [], "usage": {"prompt_tokens": len(prompt_ids),
+                                                           "completion_tokens": completion,
+                                                           "total_tokens": len(prompt_ids) + completion}})
+        yield "data: [DONE]\n\n"
+    except Exception as err:  # noqa: BLE001 - the status line is sent: report in the stream
+        logger.exception("streamed generation failed")
+        yield _event(error_body(500, f"internal error: {err}"))
+        yield "data: [DONE]\n\n"
+    finally:
+        cancel.set()
+
+
+def run_server(engine: Engine, settings: ApiSettings) -> None:
+    import uvicorn
+
+    app = create_app(engine, settings)
+    shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(f"tunesmith api: http://{shown}:{settings.port}/v1 (docs: http://{shown}:{settings.port}/docs)"
+          + (", key required" if settings.api_key else ""), flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
