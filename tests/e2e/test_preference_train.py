@@ -154,6 +154,9 @@ def test_reward_model_learns_and_scores_after_reload(method, qwen2_model, train_
     if method == "full":  # a plain transformers sequence-classification checkpoint, same score
         from transformers import AutoModelForSequenceClassification
 
+        from tunesmith.cli import main
+
+        assert main(["chat", str(out), "--query", "hi"]) == 2  # a reward model is refused as a chat model
         plain = AutoModelForSequenceClassification.from_pretrained(out).eval()
         text = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n2+2=4"
         ids = reward.tokenizer(text, return_tensors="pt").input_ids

@@ -62,6 +62,12 @@ def resolve_source(cfg: Config) -> ModelSource:
     if card is None and Path(path).is_dir() and is_adapter_dir(path):
         raise ConfigError(f"`model_name_or_path`: {path} holds a LoRA adapter without a tunesmith.json run card; "
                           "pass the base model as `model_name_or_path` and this folder as `adapter_name_or_path`")
+    for checked in [path, *cfg.model.adapter_name_or_path]:
+        head = (card if checked == path else read_card(checked) if Path(checked).is_dir() else None) or {}
+        if head.get("model_head") == "score":
+            raise ConfigError(f"{checked} is a reward model (stage rm: a score head, no language-model head), so it "
+                              "cannot chat, serve or export as a chat model; score texts with "
+                              "tunesmith.stages.rm.RewardModel.load(...) or use it as `reward_model` for ppo")
     source = ModelSource(base=path, tokenizer_dir=path, card=card)
     adapters = list(cfg.model.adapter_name_or_path)
     if card is not None:
