@@ -41,7 +41,8 @@ def test_dpo_starts_at_log2_with_zero_rewards(method, qwen2_model, train_config)
 
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_dpo_margin_and_accuracy_rise_and_the_reference_follows_the_rules(method, qwen2_model, train_config):
-    out = run_training(train_config(qwen2_model, **PREF, finetuning_type=method)).output_dir
+    out = run_training(train_config(qwen2_model, **PREF, finetuning_type=method, plot_loss=True)).output_dir
+    assert (out / "training_rewards.png").is_file() and (out / "training_loss.png").is_file()
     rows = logs(out)
     margin0, margin1 = early_late(rows, "rewards/margins")
     acc0, acc1 = early_late(rows, "rewards/accuracies")

@@ -9,10 +9,8 @@ they apply).
 
 from __future__ import annotations
 
-from ..data.collate import PairCollator
-from ..data.encode_preference import encode_pairwise
-from ..data.formats.preference import to_pair
 from .base import register
+from .preference.pairwise import PairwiseData
 from .preference.forward import logps_of
 from .preference.losses import REFERENCE_FREE, dpo_loss, orpo_loss, reply_nll, simpo_loss
 
@@ -69,17 +67,9 @@ class DPOLoss:
         return (loss, {"chosen_rewards": chosen_r, "rejected_rewards": rejected_r}) if return_outputs else loss
 
 
-class DPOStage:
+class DPOStage(PairwiseData):
     name = "dpo"
-    needs_template = True
     model_head = "lm"
-
-    def encode(self, attr, rows, tokenizer, template, data):
-        pairs = [to_pair(attr, row, i) for i, row in enumerate(rows)]
-        return encode_pairwise(pairs, tokenizer, template, data.cutoff_len, default_system=data.default_system)
-
-    def collator(self, pad_token_id: int):
-        return PairCollator(pad_token_id)
 
     def make_loss(self, cfg):
         return DPOLoss(cfg.preference)

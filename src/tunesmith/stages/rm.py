@@ -9,10 +9,8 @@ Logged: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies (t
 
 from __future__ import annotations
 
-from ..data.collate import PairCollator
-from ..data.encode_preference import encode_pairwise
-from ..data.formats.preference import to_pair
 from .base import register
+from .preference.pairwise import PairwiseData
 from .preference.forward import last_token_scores
 from .preference.losses import pairwise_reward_loss
 
@@ -29,17 +27,9 @@ class RewardLoss:
         return (loss, {"chosen_scores": c, "rejected_scores": r}) if return_outputs else loss
 
 
-class RewardStage:
+class RewardStage(PairwiseData):
     name = "rm"
-    needs_template = True
     model_head = "score"
-
-    def encode(self, attr, rows, tokenizer, template, data):
-        pairs = [to_pair(attr, row, i) for i, row in enumerate(rows)]
-        return encode_pairwise(pairs, tokenizer, template, data.cutoff_len, default_system=data.default_system)
-
-    def collator(self, pad_token_id: int):
-        return PairCollator(pad_token_id)
 
     def make_loss(self, cfg):
         return RewardLoss()

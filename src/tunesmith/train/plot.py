@@ -50,66 +50,57 @@ def plot_loss(output_dir: str | Path, keys: tuple[str, ...] = ("loss", "eval_los
     return written
 
 
-def plot_special(output_dir: str | Path) -> list[Path]:
-    """training_special_tokens.png: special-token vs ordinary-token loss (and special accuracy)."""
+def _curves(output_dir: str | Path, records: list[dict], lines: tuple[tuple[str, str, str], ...],
+            twin: tuple[str, str, str, float] | None, title: str, ylabel: str, filename: str,
+            legend: tuple[str, str] = ("upper right", "center right")) -> list[Path]:
+    """One figure: ``lines`` (key, colour, label) against the step, plus an optional dashed ``twin``
+    (key, colour, axis label, top of its 0..top axis) on a second y axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [r for r in read_log(output_dir) if "special_loss" in r or "ordinary_loss" in r]
-    if not records:
-        return []
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    for key, color in (("special_loss", "#d62728"), ("ordinary_loss", "#1f77b4")):
+    for key, color, label in lines:
         points = [(r["current_steps"], r[key]) for r in records if key in r]
         if points:
-            ax.plot(*zip(*points), color=color, label=key.replace("_", " "))
-    acc = [(r["current_steps"], r["special_acc"]) for r in records if "special_acc" in r]
-    if acc:
-        twin = ax.twinx()
-        twin.plot(*zip(*acc), color="#2ca02c", linestyle="--", label="special accuracy")
-        twin.set_ylim(0, 1)
-        twin.set_ylabel("special-token accuracy")
-        twin.legend(loc="center right")
-    ax.set_title(f"special tokens of {Path(output_dir).name}")
+            ax.plot(*zip(*points), color=color, label=label)
+    points = [(r["current_steps"], r[twin[0]]) for r in records if twin and twin[0] in r]
+    if points:
+        other = ax.twinx()
+        other.plot(*zip(*points), color=twin[1], linestyle="--", label=twin[2].split(" (")[0])
+        other.set_ylim(0, twin[3])
+        other.set_ylabel(twin[2])
+        other.legend(loc=legend[1])
+    ax.set_title(f"{title} of {Path(output_dir).name}")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.legend(loc="upper right")
-    path = Path(output_dir) / "training_special_tokens.png"
+    ax.set_ylabel(ylabel)
+    ax.legend(loc=legend[0])
+    path = Path(output_dir) / filename
     fig.savefig(path, format="png", bbox_inches="tight")
     plt.close(fig)
     return [path]
+
+
+def plot_special(output_dir: str | Path) -> list[Path]:
+    """training_special_tokens.png: special-token vs ordinary-token loss (and special accuracy)."""
+    records = [r for r in read_log(output_dir) if "special_loss" in r or "ordinary_loss" in r]
+    if not records:
+        return []
+    return _curves(output_dir, records, (("special_loss", "#d62728", "special loss"),
+                                         ("ordinary_loss", "#1f77b4", "ordinary loss")),
+                   ("special_acc", "#2ca02c", "special-token accuracy", 1.0), "special tokens", "loss",
+                   "training_special_tokens.png")
 
 
 def plot_rewards(output_dir: str | Path) -> list[Path]:
     """training_rewards.png (preference stages): rewards of chosen and rejected replies, their margin, and
     the pairwise accuracy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     records = [r for r in read_log(output_dir) if "rewards/chosen" in r and "loss" in r]
     if not records:
         return []
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    for key, color in (("rewards/chosen", "#2ca02c"), ("rewards/rejected", "#d62728"), ("rewards/margins", "#1f77b4")):
-        points = [(r["current_steps"], r[key]) for r in records if key in r]
-        if points:
-            ax.plot(*zip(*points), color=color, label=key.split("/")[1])
-    acc = [(r["current_steps"], r["rewards/accuracies"]) for r in records if "rewards/accuracies" in r]
-    if acc:
-        twin = ax.twinx()
-        twin.plot(*zip(*acc), color="#7f7f7f", linestyle="--", label="accuracy")
-        twin.set_ylim(0, 1.05)
-        twin.set_ylabel("accuracy (chosen > rejected)")
-        twin.legend(loc="lower right")
-    ax.set_title(f"rewards of {Path(output_dir).name}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("reward")
-    ax.legend(loc="upper left")
-    path = Path(output_dir) / "training_rewards.png"
-    fig.savefig(path, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return [path]
+    return _curves(output_dir, records, (("rewards/chosen", "#2ca02c", "chosen"),
+                                         ("rewards/rejected", "#d62728", "rejected"),
+                                         ("rewards/margins", "#1f77b4", "margins")),
+                   ("rewards/accuracies", "#7f7f7f", "accuracy (chosen > rejected)", 1.05), "rewards", "reward",
+                   "training_rewards.png", legend=("upper left", "lower right"))

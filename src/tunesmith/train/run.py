@@ -236,6 +236,6 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
                    model_head=getattr(stage, "model_head", "lm"), reference=reference_facts or None)
     if cfg.finetuning.plot_loss:
         for path in plot_loss(cfg.output_dir) + plot_special(cfg.output_dir) + plot_rewards(cfg.output_dir):
-            logger.info("loss curve written to %s", path)
+            logger.info("plot written to %s", path)
     logger.info("model saved to %s", cfg.output_dir)
     return RunResult(Path(cfg.output_dir), train_loss, trainer.state.global_step, trainable, total)
