@@ -19,9 +19,10 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, list_se
 
 
 STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
-IMPLEMENTED_STAGES = ("pt", "sft", "rm", "dpo", "kto")
+IMPLEMENTED_STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
 PREF_LOSSES = ("sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo")
 FINETUNING_TYPES = ("full", "freeze", "lora")
+REWARD_MODEL_TYPES = ("lora", "full", "api")
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,42 @@ class PreferenceArgs:
 
 
 @dataclass(frozen=True)
+class PPOArgs:
+    """Stage ppo: the reward model and the PPO optimisation (LLaMA-Factory's names). The reference model is
+    `ref_model` (+ `ref_model_adapters`) of the preference section."""
+
+    reward_model: str | None = opt(None, "Reward model: a reward lora adapter on the policy's base (lora), a reward "
+                                         "model directory (full), or the URL of a scoring endpoint (api).")
+    reward_model_adapters: tuple[str, ...] = opt(
+        (), "Adapters merged into a full `reward_model`, comma-separated.", list_sep=True)
+    reward_model_type: str = opt("lora", "How `reward_model` is used: lora (an adapter on the policy's own base "
+                                         "weights, needs finetuning_type lora), full (a separate model) or api (an "
+                                         "HTTP endpoint).", choices=REWARD_MODEL_TYPES)
+    ppo_epochs: int = opt(4, "Optimisation passes over each batch of rollouts.")
+    ppo_buffer_size: int = opt(1, "Rollout batches (of per_device_train_batch_size x gradient_accumulation_steps "
+                                  "prompts) collected per PPO step.")
+    ppo_target: float = opt(6.0, "Target KL of the adaptive KL controller.")
+    ppo_score_norm: bool = opt(False, "Normalise reward scores with their running mean and standard deviation.")
+    ppo_whiten_rewards: bool = opt(False, "Whiten the per-token rewards before computing advantages.")
+
+
+@dataclass(frozen=True)
+class GeneratingArgs:
+    """Decoding defaults for chat and api (a request's own values win)."""
+
+    do_sample: bool = opt(True, "Sample; false decodes greedily.")
+    temperature: float = opt(0.95, "Sampling temperature (0 decodes greedily).")
+    top_p: float = opt(0.7, "Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p.")
+    top_k: int = opt(50, "Keep only the top_k most likely tokens when sampling (0: no limit).")
+    num_beams: int = opt(1, "Beam search width (1: no beam search; chat and api need 1 to stream).")
+    max_length: int = opt(1024, "Maximum prompt + reply tokens, used when max_new_tokens <= 0.")
+    max_new_tokens: int = opt(1024, "Maximum reply tokens.")
+    repetition_penalty: float = opt(1.0, "Penalty for repeated tokens (1.0: none).")
+    length_penalty: float = opt(1.0, "Beam search length penalty.")
+    skip_special_tokens: bool = opt(True, "Drop special tokens from the decoded reply.")
+
+
+@dataclass(frozen=True)
 class RunArgs:
     """tunesmith/LLaMA-Factory run options that are not transformers TrainingArguments."""
 
@@ -158,7 +195,9 @@ SECTIONS: dict[str, type] = {
     "finetuning": FinetuningArgs,
     "tokens": TokenArgs,
     "preference": PreferenceArgs,
+    "ppo": PPOArgs,
     "run": RunArgs,
+    "generating": GeneratingArgs,
 }
 
 
@@ -171,7 +210,9 @@ class Config:
     finetuning: FinetuningArgs
     tokens: TokenArgs
     preference: PreferenceArgs
+    ppo: PPOArgs
     run: RunArgs
+    generating: GeneratingArgs
     training: dict[str, Any]  # transformers.TrainingArguments keyword arguments
     sources: tuple[str, ...] = ()  # files and overrides this config was read from
 
