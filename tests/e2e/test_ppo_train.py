@@ -102,7 +102,8 @@ def reward_models(sft_model, data_dir, tmp_path_factory):
 def test_lora_reward_adapter_shares_the_base_weights(sft_model, reward_models, data_dir, tmp_path):
     out = run_training(config(sft_model, data_dir, tmp_path / "ppo", **PPO, finetuning_type="lora",
                               reward_model=str(reward_models["lora"]), reward_model_type="lora",
-                              max_steps=3)).output_dir
+                              max_steps=3, gradient_checkpointing=True, save_strategy="steps",
+                              save_steps=2)).output_dir
     facts = card(out)
     memory = facts["memory"]
     assert facts["reward"]["kind"].startswith("lora reward adapter")
@@ -120,6 +121,9 @@ def test_lora_reward_adapter_shares_the_base_weights(sft_model, reward_models, d
     assert memory["total_parameter_bytes"] < 2 * memory["base_weights_bytes"]
     assert (out / "adapter_model.safetensors").is_file() and not (out / "reward").exists()
     assert len(read_log(out)) == 3
+    checkpoint = out / "checkpoint-2"  # written, then marked complete
+    assert {"adapter_model.safetensors", "value_head.safetensors", "tunesmith_complete"} <= \
+        {p.name for p in checkpoint.iterdir()}
 
 
 def test_adapter_reward_scores_like_the_reward_model_and_keeps_the_policy_trainable(sft_model, reward_models):

@@ -71,6 +71,9 @@ class PPOTrainer:
             raise ConfigError(f"stage ppo: {len(prompts)} prompts are fewer than one PPO step needs "
                               f"({self.rollout_size * world} = per_device_train_batch_size x "
                               "gradient_accumulation_steps x ppo_buffer_size x processes)")
+        if args.gradient_checkpointing:  # recompute activations in the updates; generation keeps its cache
+            model.policy.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs or {"use_reentrant": False})
         generator = torch.Generator().manual_seed(args.seed)
         loader = torch.utils.data.DataLoader(prompts, batch_size=self.rollout_size, drop_last=True,
                                              shuffle=not cfg.data.disable_shuffling, generator=generator,
