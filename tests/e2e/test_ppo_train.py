@@ -153,7 +153,8 @@ def test_adapter_reward_scores_like_the_reward_model_and_keeps_the_policy_traina
 
 def test_full_reward_model_runs(sft_model, reward_models, data_dir, tmp_path):
     out = run_training(config(sft_model, data_dir, tmp_path / "ppo", **PPO, reward_model=str(reward_models["full"]),
-                              reward_model_type="full", max_steps=3)).output_dir
+                              reward_model_type="full", max_steps=3, ppo_score_norm=True,
+                              ppo_whiten_rewards=True)).output_dir
     facts = card(out)
     assert facts["reward"]["kind"] == "full reward model" and len(read_log(out)) == 3
     base = facts["memory"]["base_weights_bytes"]
@@ -173,6 +174,13 @@ def test_bad_reward_settings_fail_clearly(sft_model, data_dir, tmp_path):
                precompute_ref_log_probs=True)
     with pytest.raises(ConfigError, match="only stage ppo uses a reward model"):
         config(sft_model, data_dir, tmp_path / "e", reward_model="http://x")
+    api = dict(PPO, reward_model="http://127.0.0.1:9/score", reward_model_type="api")
+    with pytest.raises(ConfigError, match="`val_size` is not available with stage ppo"):
+        config(sft_model, data_dir, tmp_path / "f", **api, val_size=0.25)
+    with pytest.raises(ConfigError, match="`resume_from_checkpoint` is not available for stage ppo"):
+        run_training(config(sft_model, data_dir, tmp_path / "g", **api, resume_from_checkpoint=True))
+    with pytest.raises(ConfigError, match="8 prompts are fewer than one PPO step needs \\(16"):
+        run_training(config(sft_model, data_dir, tmp_path / "h", **api, gradient_accumulation_steps=2))
 
 
 def test_unreachable_reward_endpoint_names_the_url(sft_model, data_dir, tmp_path):
