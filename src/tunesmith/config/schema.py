@@ -19,11 +19,12 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, list_se
 
 
 STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
-IMPLEMENTED_STAGES = ("pt", "sft", "rm", "dpo", "kto")
+IMPLEMENTED_STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
 PREF_LOSSES = ("sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo")
 FINETUNING_TYPES = ("full", "freeze", "lora")
 INFER_BACKENDS = ("huggingface", "vllm", "sglang", "ktransformers")
 IMPLEMENTED_BACKENDS = ("huggingface", "vllm")
+REWARD_MODEL_TYPES = ("lora", "full", "api")
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,26 @@ class PreferenceArgs:
 
 
 @dataclass(frozen=True)
+class PPOArgs:
+    """Stage ppo: the reward model and the PPO optimisation (LLaMA-Factory's names). The reference model is
+    `ref_model` (+ `ref_model_adapters`) of the preference section."""
+
+    reward_model: str | None = opt(None, "Reward model: a reward lora adapter on the policy's base (lora), a reward "
+                                         "model directory (full), or the URL of a scoring endpoint (api).")
+    reward_model_adapters: tuple[str, ...] = opt(
+        (), "Adapters merged into a full `reward_model`, comma-separated.", list_sep=True)
+    reward_model_type: str = opt("lora", "How `reward_model` is used: lora (an adapter on the policy's own base "
+                                         "weights, needs finetuning_type lora), full (a separate model) or api (an "
+                                         "HTTP endpoint).", choices=REWARD_MODEL_TYPES)
+    ppo_epochs: int = opt(4, "Optimisation passes over each batch of rollouts.")
+    ppo_buffer_size: int = opt(1, "Rollout batches (of per_device_train_batch_size x gradient_accumulation_steps "
+                                  "prompts) collected per PPO step.")
+    ppo_target: float = opt(6.0, "Target KL of the adaptive KL controller.")
+    ppo_score_norm: bool = opt(False, "Normalise reward scores with their running mean and standard deviation.")
+    ppo_whiten_rewards: bool = opt(False, "Whiten the per-token rewards before computing advantages.")
+
+
+@dataclass(frozen=True)
 class RunArgs:
     """tunesmith/LLaMA-Factory run options that are not transformers TrainingArguments."""
 
@@ -172,7 +193,7 @@ class InferArgs:
 
 @dataclass(frozen=True)
 class GeneratingArgs:
-    """Decoding defaults for chat and api (a request's own values win)."""
+    """Decoding defaults for chat and api (a request's own values win) and for ppo rollouts."""
 
     do_sample: bool = opt(True, "Sample; false decodes greedily.")
     temperature: float = opt(0.95, "Sampling temperature (0 decodes greedily).")
@@ -217,6 +238,7 @@ SECTIONS: dict[str, type] = {
     "finetuning": FinetuningArgs,
     "tokens": TokenArgs,
     "preference": PreferenceArgs,
+    "ppo": PPOArgs,
     "run": RunArgs,
     "infer": InferArgs,
     "generating": GeneratingArgs,
@@ -234,6 +256,7 @@ class Config:
     finetuning: FinetuningArgs
     tokens: TokenArgs
     preference: PreferenceArgs
+    ppo: PPOArgs
     run: RunArgs
     infer: InferArgs
     generating: GeneratingArgs

@@ -158,7 +158,7 @@ def preference_values_in_range(cfg: Config, origins: Origins) -> None:
 def reference_options_fit(cfg: Config, origins: Origins) -> None:
     pref = cfg.preference
     reference_free = cfg.stage == "dpo" and pref.pref_loss in ("orpo", "simpo")
-    uses_reference = cfg.stage == "kto" or (cfg.stage == "dpo" and not reference_free)
+    uses_reference = cfg.stage in ("kto", "ppo") or (cfg.stage == "dpo" and not reference_free)
     if pref.ref_model_adapters and not pref.ref_model:
         raise ConfigError(f"{_where(origins, 'ref_model_adapters')}: `ref_model_adapters` needs `ref_model` "
                           "(the model the adapters belong to)")
@@ -167,6 +167,10 @@ def reference_options_fit(cfg: Config, origins: Origins) -> None:
             why = (f"`pref_loss: {pref.pref_loss}` is reference-free" if reference_free
                    else f"stage {cfg.stage} uses no reference model")
             raise ConfigError(f"{_where(origins, key)}: `{key}` is set but {why}; remove it")
+    if cfg.stage == "ppo" and pref.precompute_ref_log_probs:
+        raise ConfigError(f"{_where(origins, 'precompute_ref_log_probs')}: `precompute_ref_log_probs` does not apply "
+                          "to ppo: its replies are generated during training, so there is nothing to score in "
+                          "advance; remove it")
 
 
 def token_weights_fit_stage(cfg: Config, origins: Origins) -> None:
@@ -240,6 +244,71 @@ def export_options_supported(cfg: Config, origins: Origins) -> None:
                           "`export_hub_model_id` and push export_dir yourself (e.g. `huggingface-cli upload`)")
 
 
+def reward_model_fits(cfg: Config, origins: Origins) -> None:
+    ppo = cfg.ppo
+    if cfg.stage != "ppo":
+        for key in ("reward_model", "reward_model_adapters"):
+            if getattr(ppo, key):
+                raise ConfigError(f"{_where(origins, key)}: `{key}` is set but only stage ppo uses a reward model; "
+                                  "remove it")
+        return
+    where = _where(origins, "reward_model", "reward_model_type")
+    if not ppo.reward_model:
+        raise ConfigError(f"{where}: stage ppo needs `reward_model`: a reward lora adapter (reward_model_type: lora), "
+                          "a reward model directory (full) or the URL of a scoring endpoint (api)")
+    kind = ppo.reward_model_type
+    if kind == "lora" and cfg.finetuning.finetuning_type != "lora":
+        raise ConfigError(f"{where}: `reward_model_type: lora` puts the reward adapter on the policy's own base "
+                          f"weights, which needs `finetuning_type: lora` (got {cfg.finetuning.finetuning_type}); "
+                          "use `reward_model_type: full` (or api)")
+    is_url = ppo.reward_model.startswith(("http://", "https://"))
+    if kind == "api" and not is_url:
+        raise ConfigError(f"{where}: `reward_model_type: api` needs `reward_model` to be an http(s) URL, got "
+                          f"{ppo.reward_model!r}")
+    if kind != "api" and is_url:
+        raise ConfigError(f"{where}: `reward_model` {ppo.reward_model} is a URL; set `reward_model_type: api`")
+    if ppo.reward_model_adapters and kind != "full":
+        raise ConfigError(f"{_where(origins, 'reward_model_adapters')}: `reward_model_adapters` apply to a "
+                          f"`reward_model_type: full` reward model (got {kind})")
+
+
+def ppo_values_in_range(cfg: Config, origins: Origins) -> None:
+    if cfg.stage != "ppo":
+        return
+    ppo, gen = cfg.ppo, cfg.generating
+    for key in ("ppo_epochs", "ppo_buffer_size"):
+        if getattr(ppo, key) < 1:
+            raise ConfigError(f"{_where(origins, key)}: `{key}` must be >= 1, got {getattr(ppo, key)}")
+    if ppo.ppo_target <= 0:
+        raise ConfigError(f"{_where(origins, 'ppo_target')}: `ppo_target` must be positive, got {ppo.ppo_target}")
+    if gen.max_new_tokens <= 0 and gen.max_length <= 0:
+        raise ConfigError(f"{_where(origins, 'max_new_tokens', 'max_length')}: set `max_new_tokens` > 0 (or "
+                          "`max_length` > 0): the length of the generated replies")
+    if gen.num_beams != 1:
+        raise ConfigError(f"{_where(origins, 'num_beams')}: ppo samples its replies; `num_beams` must be 1")
+    if gen.do_sample and gen.temperature <= 0:
+        raise ConfigError(f"{_where(origins, 'temperature')}: `temperature` must be positive when sampling "
+                          f"(got {gen.temperature}); set `do_sample: false` for greedy replies")
+    if not 0 < gen.top_p <= 1:
+        raise ConfigError(f"{_where(origins, 'top_p')}: `top_p` must be in (0, 1], got {gen.top_p}")
+
+
+def ppo_options_fit(cfg: Config, origins: Origins) -> None:
+    """What a PPO run cannot do: it reads prompts from memory and has no evaluation split or packing."""
+    if cfg.stage != "ppo":
+        return
+    data, tokens = cfg.data, cfg.tokens
+    for key, on in (("streaming", data.streaming), ("val_size", data.val_size > 0),
+                    ("eval_dataset", bool(data.eval_dataset)), ("packing", bool(data.packing or data.neat_packing))):
+        if on:
+            raise ConfigError(f"{_where(origins, key)}: `{key}` is not available with stage ppo (prompts are read "
+                              "into memory, and a PPO run has no evaluation split); remove it")
+    for key in ("unfreeze_schedule", "train_new_tokens_only", "freeze_extra_id_steps", "freeze_token_steps",
+                "token_loss_weights", "extra_id_loss_weight"):
+        if getattr(tokens, key) not in ((), {}, 0, False, None):
+            raise ConfigError(f"{_where(origins, key)}: `{key}` is not available with stage ppo")
+
+
 RULES: tuple[Callable[[Config, Origins], None], ...] = (
     model_is_given,
     output_dir_is_given,
@@ -259,6 +328,9 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     preference_values_in_range,
     reference_options_fit,
     token_weights_fit_stage,
+    reward_model_fits,
+    ppo_values_in_range,
+    ppo_options_fit,
 )
 
 

@@ -35,7 +35,7 @@ def register(stage: Stage) -> Stage:
 
 
 def get_stage(name: str) -> Stage:
-    from . import dpo, kto, pt, rm, sft  # noqa: F401  (registration side effect)
+    from . import dpo, kto, ppo, pt, rm, sft  # noqa: F401  (registration side effect)
 
     if name not in STAGES:
         raise ConfigError(f"stage `{name}` is not available; available: {', '.join(sorted(STAGES))}")

@@ -179,6 +179,10 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     from .plot import plot_loss, plot_rewards, plot_special
     from .trainer import TunesmithTrainer
 
+    if cfg.stage == "ppo":  # its own loop: rollouts, rewards and PPO updates instead of Trainer
+        from .ppo.run import run_ppo
+
+        return run_ppo(cfg, extra_callbacks)
     resume = resume_point(cfg)
     seed = int(cfg.training.get("seed", 42))
     set_seed(seed)

@@ -1,0 +1,270 @@
+"""The PPO loop on accelerate: each step collects rollouts for
+``per_device_train_batch_size * gradient_accumulation_steps * ppo_buffer_size`` prompts (generation by the
+policy, scores from the reward, log-probs of the reference), turns them into per-token rewards (score on
+the last reply token, KL penalty on every one) and GAE advantages, then runs ``ppo_epochs`` passes over
+them in minibatches of ``per_device_train_batch_size``, stepping the optimizer every
+``gradient_accumulation_steps`` minibatches. The learning rate schedule advances once per PPO step.
+
+Logged per logging step (trainer_log.jsonl, as the other stages): loss, policy_loss, value_loss, reward,
+reward_std, kl, kl_coef, clip_fraction, value_clip_fraction, response_length, lr.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from ...config.errors import ConfigError
+from ...stages.rl.losses import (AdaptiveKLController, PPOHyper, RunningMoments, gae, masked_whiten, policy_loss,
+                                 token_rewards, value_loss)
+from ...stages.rl.rollout import RolloutBatch, generate, model_logprobs, policy_outputs, stop_token_ids
+from ..callbacks.checkpoint_marker import MARKER
+
+logger = logging.getLogger(__name__)
+
+VALUE_HEAD_FILE = "value_head.safetensors"
+LOGGED = ("loss", "policy_loss", "value_loss", "reward", "reward_std", "kl", "kl_coef", "clip_fraction",
+          "value_clip_fraction", "response_length")
+
+
+def generation_config(gen, stop_ids: list[int], pad_id: int):
+    from transformers import GenerationConfig
+
+    kwargs = dict(do_sample=gen.do_sample, num_beams=1, repetition_penalty=gen.repetition_penalty,
+                  eos_token_id=stop_ids, pad_token_id=pad_id)
+    if gen.do_sample:
+        kwargs.update(temperature=gen.temperature, top_p=gen.top_p, top_k=gen.top_k)
+    if gen.max_new_tokens > 0:
+        kwargs["max_new_tokens"] = gen.max_new_tokens
+    else:
+        kwargs["max_length"] = gen.max_length
+    return GenerationConfig(**kwargs)
+
+
+def _optimizer(model, args) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2 and "norm" not in n]
+    rest = [p for n, p in model.named_parameters() if p.requires_grad and not (p.ndim >= 2 and "norm" not in n)]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                             eps=args.adam_epsilon)
+
+
+class PPOTrainer:
+    def __init__(self, cfg, args, model, reference, reward, tokenizer, template, prompts: list[list[int]],
+                 callbacks: list | None = None) -> None:
+        from accelerate import Accelerator
+        from transformers import TrainerControl, TrainerState, get_scheduler
+
+        self.cfg, self.args, self.reference, self.reward, self.tokenizer = cfg, args, reference, reward, tokenizer
+        self.hyper = PPOHyper()
+        mixed = "bf16" if args.bf16 else "fp16" if args.fp16 else "no"
+        self.accelerator = Accelerator(mixed_precision=mixed)
+        self.batch_size, self.accumulation = args.per_device_train_batch_size, args.gradient_accumulation_steps
+        self.rollout_size = self.batch_size * self.accumulation * cfg.ppo.ppo_buffer_size
+        world = self.accelerator.num_processes
+        if len(prompts) < self.rollout_size * world:
+            raise ConfigError(f"stage ppo: {len(prompts)} prompts are fewer than one PPO step needs "
+                              f"({self.rollout_size * world} = per_device_train_batch_size x "
+                              "gradient_accumulation_steps x ppo_buffer_size x processes)")
+        if args.gradient_checkpointing:  # recompute activations in the updates; generation keeps its cache
+            model.policy.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs or {"use_reentrant": False})
+        generator = torch.Generator().manual_seed(args.seed)
+        loader = torch.utils.data.DataLoader(prompts, batch_size=self.rollout_size, drop_last=True,
+                                             shuffle=not cfg.data.disable_shuffling, generator=generator,
+                                             collate_fn=list)
+        self.rng = torch.Generator().manual_seed(args.seed)
+        optimizer = _optimizer(model, args)
+        self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
+        self.steps_per_epoch = len(self.loader)
+        self.max_steps = args.max_steps if args.max_steps > 0 else \
+            math.ceil(args.num_train_epochs * self.steps_per_epoch)
+        self.scheduler = get_scheduler(args.lr_scheduler_type, self.optimizer,
+                                       num_warmup_steps=args.get_warmup_steps(self.max_steps),
+                                       num_training_steps=self.max_steps,
+                                       scheduler_specific_kwargs=args.lr_scheduler_kwargs or {})
+        self.stop_ids = stop_token_ids(tokenizer, template)
+        self.pad_id = tokenizer.pad_token_id
+        self.generation = generation_config(cfg.generating, self.stop_ids, self.pad_id)
+        self.kl_ctl = AdaptiveKLController(self.hyper.init_kl_coef, cfg.ppo.ppo_target, self.hyper.kl_horizon)
+        self.moments = RunningMoments() if cfg.ppo.ppo_score_norm else None
+        self.state = TrainerState(max_steps=self.max_steps, logging_steps=args.logging_steps)
+        self.state.is_world_process_zero = self.accelerator.is_main_process
+        self.control = TrainerControl()
+        self.callbacks = callbacks or []
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+
+    @property
+    def unwrapped(self):
+        return self.accelerator.unwrap_model(self.model)
+
+    # -- one PPO step -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def rollout(self, prompts: list[list[int]]) -> dict:
+        """Replies, scores and the per-token tensors the updates need (on the CPU, shared width)."""
+        wrapper = self.unwrapped
+        policy, device = wrapper.policy, self.accelerator.device
+        wrapper.eval()
+        replies: list[list[int]] = []
+        for start in range(0, len(prompts), self.batch_size):
+            replies += generate(policy, prompts[start:start + self.batch_size], self.generation, self.stop_ids,
+                                self.pad_id)
+        batch = RolloutBatch.build(prompts, replies, self.pad_id)
+        width = batch.reply_width
+        scores, logps, values, ref_logps = [], [], [], []
+        for start in range(0, len(prompts), self.batch_size):
+            sub = batch.select(torch.arange(start, min(start + self.batch_size, len(prompts))))
+            scores.append(self.reward(policy, sub).float())
+            sub = sub.to(device)
+            with self.accelerator.autocast():
+                lp, v = policy_outputs(wrapper, sub, width)
+                ref = self.reference.run(policy, lambda m: model_logprobs(m, sub, width))
+            logps.append(lp.float().cpu())
+            values.append(v.float().cpu())
+            ref_logps.append(ref.float().cpu())
+        return {"batch": batch, "width": width, "scores": torch.cat(scores), "logps": torch.cat(logps),
+                "values": torch.cat(values), "ref_logps": torch.cat(ref_logps), "mask": batch.reply_mask()}
+
+    def advantages(self, roll: dict) -> dict:
+        hyper, mask = self.hyper, roll["mask"]
+        scores = self.moments.normalise(roll["scores"]) if self.moments is not None else roll["scores"]
+        rewards, kl = token_rewards(scores, roll["logps"], roll["ref_logps"], mask, self.kl_ctl.value)
+        if self.cfg.ppo.ppo_whiten_rewards:
+            rewards = masked_whiten(rewards, mask, shift_mean=False)
+        adv, returns = gae(rewards, roll["values"], mask, hyper.gamma, hyper.lam)
+        return {**roll, "advantages": masked_whiten(adv, mask), "returns": returns, "kl": kl}
+
+    def update(self, roll: dict) -> dict[str, float]:
+        """``ppo_epochs`` passes over the rollouts; returns the mean losses and clip fractions."""
+        hyper, device, acc = self.hyper, self.accelerator.device, self.accelerator
+        self.model.train()
+        sums = dict.fromkeys(("loss", "policy_loss", "value_loss", "clip_fraction", "value_clip_fraction"), 0.0)
+        count = 0
+        n = len(roll["scores"])
+        for _ in range(self.cfg.ppo.ppo_epochs):
+            order = torch.randperm(n, generator=self.rng)
+            for k, start in enumerate(range(0, n, self.batch_size)):
+                idx = order[start:start + self.batch_size]
+                sub = roll["batch"].select(idx).to(device)
+                part = {key: roll[key][idx].to(device) for key in ("logps", "values", "advantages", "returns",
+                                                                    "mask")}
+                sync = (k + 1) % self.accumulation == 0
+                with (nullcontext() if sync else acc.no_sync(self.model)):
+                    with acc.autocast():
+                        logps, values = policy_outputs(self.model, sub, roll["width"])
+                    pg, clip = policy_loss(logps.float(), part["logps"], part["advantages"], part["mask"],
+                                           hyper.cliprange)
+                    vf, vclip = value_loss(values.float(), part["values"], part["returns"], part["mask"],
+                                           hyper.cliprange_value)
+                    loss = pg + hyper.vf_coef * vf
+                    acc.backward(loss / self.accumulation)
+                if sync:
+                    if self.args.max_grad_norm and self.args.max_grad_norm > 0:
+                        acc.clip_grad_norm_(self.trainable, self.args.max_grad_norm)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad()
+                for key, value in (("loss", loss), ("policy_loss", pg), ("value_loss", vf), ("clip_fraction", clip),
+                                   ("value_clip_fraction", vclip)):
+                    sums[key] += value.item()
+                count += 1
+        return {key: value / count for key, value in sums.items()}
+
+    def step(self, prompts: list[list[int]]) -> dict[str, float]:
+        roll = self.advantages(self.rollout(prompts))
+        stats = self.update(roll)
+        self.scheduler.step()
+        scores, mask = roll["scores"], roll["mask"]
+        sequence_kl = roll["kl"].sum(-1).mean()
+        reduced = self.accelerator.reduce(torch.tensor([scores.mean().item(), scores.std(unbiased=False).item(),
+                                                        sequence_kl.item(), mask.sum(-1).mean().item()],
+                                                       device=self.accelerator.device), reduction="mean").tolist()
+        stats.update(reward=reduced[0], reward_std=reduced[1], kl=reduced[2], response_length=reduced[3],
+                     kl_coef=self.kl_ctl.value)
+        self.kl_ctl.update(reduced[2], len(scores) * self.accelerator.num_processes)
+        return stats
+
+    # -- the run ----------------------------------------------------------------------------------------
+    def _batches(self):
+        while True:
+            yield from self.loader
+
+    def train(self) -> list[dict]:
+        from tqdm.auto import tqdm
+
+        args, acc = self.args, self.accelerator
+        logger.info("ppo: %d steps of %d prompts per process (%d minibatches of %d, %d PPO epochs, optimizer "
+                    "step every %d minibatches), %d steps per epoch", self.max_steps, self.rollout_size,
+                    self.rollout_size // self.batch_size, self.batch_size, self.cfg.ppo.ppo_epochs,
+                    self.accumulation, self.steps_per_epoch)
+        self._callbacks("on_train_begin")
+        window: list[dict] = []
+        history: list[dict] = []
+        save_every = self._save_every()
+        bar = tqdm(total=self.max_steps, desc="ppo", disable=args.disable_tqdm or not acc.is_local_main_process)
+        for prompts in self._batches():
+            if self.state.global_step >= self.max_steps:
+                break
+            stats = self.step(prompts)
+            window.append(stats)
+            history.append(stats)
+            self.state.global_step += 1
+            self.state.epoch = self.state.global_step / self.steps_per_epoch
+            bar.update(1)
+            bar.set_postfix(reward=f"{stats['reward']:.3f}", kl=f"{stats['kl']:.3f}")
+            last = self.state.global_step == self.max_steps
+            if self.state.global_step % max(int(args.logging_steps), 1) == 0 or last:
+                logs = {key: sum(s[key] for s in window) / len(window) for key in LOGGED}
+                logs["learning_rate"] = self.scheduler.get_last_lr()[0]
+                self.state.log_history.append({**logs, "step": self.state.global_step})
+                self._callbacks("on_log", logs=logs)
+                window = []
+            if save_every and self.state.global_step % save_every == 0 and not last:
+                self.save_checkpoint()
+        bar.close()
+        self._callbacks("on_train_end")
+        return history
+
+    def _callbacks(self, event: str, **kwargs) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(self.args, self.state, self.control, **kwargs)
+
+    def _save_every(self) -> int:
+        strategy = str(getattr(self.args.save_strategy, "value", self.args.save_strategy))
+        if strategy != "steps" or not self.args.save_steps:
+            return 0
+        steps = self.args.save_steps
+        return int(steps) if steps >= 1 else max(1, math.ceil(self.max_steps * steps))
+
+    # -- saving -----------------------------------------------------------------------------------------
+    def save(self, output_dir: str | Path) -> None:
+        """The policy as usual (full model or its own peft adapter), the tokenizer, and the value head."""
+        from safetensors.torch import save_file
+
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            out = Path(output_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            wrapper = self.unwrapped
+            policy = wrapper.policy
+            if hasattr(policy, "peft_config"):
+                policy.save_pretrained(str(out), selected_adapters=["default"])
+            else:
+                policy.save_pretrained(str(out))
+            self.tokenizer.save_pretrained(str(out))
+            head = {k: v.detach().float().cpu().contiguous() for k, v in wrapper.value_head.state_dict().items()}
+            save_file(head, str(out / VALUE_HEAD_FILE))
+        self.accelerator.wait_for_everyone()
+
+    def save_checkpoint(self) -> None:
+        """checkpoint-N with the policy and value head, marked complete once everything is written."""
+        folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+        self.save(folder)
+        if self.accelerator.is_main_process:
+            tmp = folder / (MARKER + ".tmp")
+            tmp.write_text(str(self.state.global_step), encoding="utf-8")
+            os.replace(tmp, folder / MARKER)
