@@ -40,7 +40,7 @@ class DPOLoss:
         return {"ref_chosen_logps": ref[:half].tolist(), "ref_rejected_logps": ref[half:].tolist()}
 
     def __call__(self, trainer, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logps, lengths, logits = self.policy_logps(model, inputs)
+        logps, _, logits, labels = self.policy_logps(model, inputs)
         half = logps.shape[0] // 2
         pc, pr = logps[:half], logps[half:]
         extra = {}
@@ -54,7 +54,6 @@ class DPOLoss:
             losses, chosen_r, rejected_r = dpo_loss(self.kind, pc, pr, ref[:half], ref[half:], self.beta,
                                                     self.label_smoothing)
         loss = losses.mean()
-        labels = inputs["labels"]
         if self.ftx > 0:
             sft = reply_nll(logits[:half], labels[:half], trainer.token_weights)
             loss = loss + self.ftx * sft.mean()

@@ -33,7 +33,7 @@ class KTOLoss:
         return {"ref_logps": ref.float().cpu().tolist(), "ref_kl_logps": ref_kl.float().cpu().tolist()}
 
     def __call__(self, trainer, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logps, _, logits = self._logps(model, inputs)
+        logps, _, logits, labels = self._logps(model, inputs)
         with torch.no_grad():
             kl_logps = self._logps(model, inputs, "kl_")[0]
         if "ref_logps" in inputs:
@@ -45,7 +45,6 @@ class KTOLoss:
         losses, chosen_r, rejected_r, kl = kto_loss(logps[tags], logps[~tags], kl_logps, ref[tags], ref[~tags],
                                                     ref_kl, self.beta, *self.weights)
         loss = losses.mean()
-        labels = inputs["labels"]
         extra = {}
         if self.ftx > 0:
             sft = reply_nll(logits[tags], labels[tags], trainer.token_weights)

@@ -20,16 +20,48 @@ def pair_min_lengths(labels: torch.Tensor) -> torch.Tensor:
     return torch.cat((shorter, shorter))
 
 
+def reply_window(labels: torch.Tensor) -> int:
+    """How many positions at the end of the rows the log-probs need: from the position before the earliest
+    trained label of the batch (it predicts that label) to the end."""
+    trained = labels != IGNORE_INDEX
+    if not bool(trained.any()):
+        return labels.shape[1]
+    first = int(trained.int().argmax(-1)[trained.any(-1)].min())
+    return labels.shape[1] - max(first - 1, 0)
+
+
+def accepts_logits_to_keep(model) -> bool:
+    """Whether the (DDP- or peft-wrapped) causal LM's forward takes ``logits_to_keep`` (transformers' LMs do)."""
+    import inspect
+
+    inner = getattr(model, "module", model)
+    if hasattr(inner, "get_base_model"):
+        inner = inner.get_base_model()
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
 def logps_of(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, loss_kind: str,
-             ld_alpha: float | None = None, paired: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One forward pass: (per-row reply log-prob, reply lengths, logits). Averaged per token for ipo, orpo
-    and simpo; LD-DPO weighting for pairs when ``ld_alpha`` is set."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+             ld_alpha: float | None = None, paired: bool = True
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward pass: (per-row reply log-prob, reply lengths, logits, the labels those logits cover).
+    Averaged per token for ipo, orpo and simpo; LD-DPO weighting for pairs when ``ld_alpha`` is set.
+
+    Logits are computed only from the position before the batch's earliest reply token onwards
+    (``logits_to_keep``): prompt positions never need the vocabulary projection, which saves its compute
+    and the memory of a (rows, prompt length, vocabulary) tensor. The log-probs are the same."""
+    extra = {}
+    keep = reply_window(labels)
+    if keep < labels.shape[1] and accepts_logits_to_keep(model):
+        extra["logits_to_keep"] = keep
+    else:
+        keep = labels.shape[1]
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **extra).logits
+    labels = labels[:, labels.shape[1] - keep:]
     pair_lengths = pair_min_lengths(labels) if (paired and ld_alpha is not None) else None
     logps, lengths = sequence_logps(logits, labels, ld_alpha, pair_lengths)
     if loss_kind in AVERAGED:
         logps = logps / lengths.clamp_min(1)
-    return logps, lengths, logits
+    return logps, lengths, logits, labels
 
 
 def last_token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
