@@ -58,6 +58,29 @@ def test_unsupported_llamafactory_key_says_so():
         build_config(raw(use_galore=True))
 
 
+@pytest.mark.parametrize("key,value", [("use_galore", False), ("enable_liger_kernel", "false"),
+                                       ("quantization_bit", None), ("upcast_layernorm", False)])
+def test_unsupported_llamafactory_option_left_off_is_accepted(key, value):
+    cfg = build_config(raw(**{key: value}))
+    assert key not in cfg.training
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    ({}, {}),  # tunesmith's default: no activation checkpointing
+    ({"disable_gradient_checkpointing": False}, {"gradient_checkpointing": True,
+                                                 "gradient_checkpointing_kwargs": {"use_reentrant": True}}),
+    ({"disable_gradient_checkpointing": False, "use_reentrant_gc": False},
+     {"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False}}),
+    ({"disable_gradient_checkpointing": True}, {"gradient_checkpointing": False}),
+    ({"disable_gradient_checkpointing": True, "gradient_checkpointing": True},  # the explicit key wins
+     {"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": True}}),
+])
+def test_llamafactory_gradient_checkpointing_switch(overrides, expected):
+    from tunesmith.train.run import checkpointing_arguments
+
+    assert checkpointing_arguments(build_config(raw(**overrides))) == expected
+
+
 @pytest.mark.parametrize("key,value,message", [
     ("lora_rank", "eight", r"`lora_rank` must be an integer, got 'eight'"),
     ("learning_rate", "fast", r"`learning_rate` must be a number"),

@@ -48,7 +48,25 @@ UNSUPPORTED_LF_KEYS: dict[str, str] = {
         "use_llama_pro", "shift_attn", "rope_scaling", "oft_rank", "oft_block_size", "oft_target",
         "pissa_init", "pissa_iter", "pissa_convert", "loraplus_lr_ratio", "loraplus_lr_embedding",
         "module_dropout", "ms_hub_token", "om_hub_token", "use_dft_loss", "use_asft_loss", "asft_alpha",
-        "use_eaft_loss", "eaft_alpha", "block_diag_attn")},
+        "use_eaft_loss", "eaft_alpha", "block_diag_attn", "use_v1_kernels", "ray_num_workers", "ray_init_kwargs",
+        "master_addr", "master_port", "data_shared_file_system")},
+    **{k: "fp16-stability upcasts are not needed: tunesmith keeps trainable weights in float32 and uses autocast"
+       for k in ("upcast_layernorm", "upcast_lmhead_output", "pure_bf16")},
+    **{k: "fp8 training is not available in tunesmith yet" for k in (
+        "fp8", "fp8_backend", "fp8_enable_fsdp_float8_all_gather")},
+    **{k: "the torch profiler integration is not available; use `python -m torch.utils.bottleneck` or "
+          "torch.profiler around `tunesmith train`" for k in (
+        "enable_torch_profiler", "profile_modules", "profiler_active_steps", "profiler_output_dir",
+        "profiler_profile_memory", "profiler_record_shapes", "profiler_repeat", "profiler_wait_steps",
+        "profiler_warmup_steps", "profiler_with_stack")},
+    "moe_aux_loss_coef": "the MoE router auxiliary loss is not set by tunesmith; set router_aux_loss_coef in the "
+                         "model's config.json",
+    "split_special_tokens": "special tokens are never split by tunesmith's tokenization",
+    "preserve_thinking": "whether thoughts stay in history follows the template (qwen3, deepseekr1, ...)",
+    "early_stopping_steps": "early stopping is not available; use `load_best_model_at_end` with evaluation",
+    "eval_num_beams": "generation-based evaluation is not available in `tunesmith train`",
+    "eval_on_each_dataset": "evaluation reports one metric set over all eval datasets",
+    "include_effective_tokens_per_second": "throughput is reported by the bench/ scripts",
     **{k: "the sglang and ktransformers inference engines are not available in tunesmith; use "
           "`infer_backend: huggingface` or `vllm`" for k in (
         "sglang_maxlen", "sglang_mem_fraction", "sglang_tp_size", "sglang_config", "sglang_lora_backend",

@@ -94,19 +94,32 @@ def suggest(key: str, valid: set[str]) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
-def check_keys(raw: Raw) -> None:
+def switched_off(value: Any) -> bool:
+    """false / null, as YAML or as command-line text."""
+    return value is None or value is False or (isinstance(value, str) and value.strip().lower() in
+                                                ("false", "none", "null", ""))
+
+
+def check_keys(raw: Raw) -> Raw:
+    """Fail on unknown keys (with suggestions) and on LLaMA-Factory options tunesmith does not implement;
+    such an option left off (false / null) is harmless and dropped. Returns the keys to build from."""
     valid = all_valid_keys()
-    for key, (_, origin) in raw.items():
+    kept = {}
+    for key, (value, origin) in raw.items():
         if key in valid:
+            kept[key] = (value, origin)
             continue
+        if key in UNSUPPORTED_LF_KEYS and switched_off(value):
+            continue  # e.g. `use_unsloth: false` in a LLaMA-Factory config: nothing to do
         if key in UNSUPPORTED_LF_KEYS:
             raise ConfigError(f"{origin}: `{key}` is a LLaMA-Factory option that tunesmith does not support: "
                               f"{UNSUPPORTED_LF_KEYS[key]}. Remove it from the config.")
         raise ConfigError(f"{origin}: unknown key `{key}`{suggest(key, valid)}")
+    return kept
 
 
 def build_config(raw: Raw, for_training: bool = True, purpose: str | None = None) -> Config:
-    check_keys(raw)
+    raw = check_keys(raw)
     raw = {ALIASES.get(k, k): v for k, v in raw.items()}
     owners = section_keys()
     sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}

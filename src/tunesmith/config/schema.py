@@ -40,6 +40,10 @@ class ModelArgs:
     flash_attn: str = opt("auto", "Attention kernel.", choices=("auto", "disabled", "sdpa", "fa2", "fa3", "eager"))
     low_cpu_mem_usage: bool = opt(True, "Load weights lazily to save host memory.")
     print_param_status: bool = opt(False, "Log every parameter's name, shape and trainable flag.")
+    disable_gradient_checkpointing: bool | None = opt(
+        None, "LLaMA-Factory's switch: false turns activation (gradient) checkpointing on, true keeps it off. Unset: "
+              "tunesmith's default, off unless `gradient_checkpointing: true` (LLaMA-Factory turns it on).")
+    use_reentrant_gc: bool = opt(True, "Reentrant activation checkpointing (as in LLaMA-Factory).")
     hf_hub_token: str | None = opt(None, "Hub token (only used for hub ids already in the local cache).")
 
 

@@ -69,6 +69,21 @@ def precision(cfg: Config) -> tuple[object, dict]:
     return (torch.bfloat16 if wants_bf16 else torch.float16), {}
 
 
+def checkpointing_arguments(cfg: Config) -> dict:
+    """LLaMA-Factory's `disable_gradient_checkpointing` / `use_reentrant_gc` as TrainingArguments. An explicit
+    `gradient_checkpointing` wins; unset, activation checkpointing stays off (faster; LLaMA-Factory's default
+    is on, to save memory)."""
+    disable = cfg.model.disable_gradient_checkpointing
+    on = cfg.training.get("gradient_checkpointing")
+    if on is None and disable is not None:
+        on = not disable
+    if not on:
+        return {"gradient_checkpointing": False} if on is not None else {}
+    kwargs = dict(cfg.training.get("gradient_checkpointing_kwargs") or {})
+    kwargs.setdefault("use_reentrant", cfg.model.use_reentrant_gc)
+    return {"gradient_checkpointing": True, "gradient_checkpointing_kwargs": kwargs}
+
+
 def training_arguments(cfg: Config, overrides: dict):
     from transformers import TrainingArguments
 
@@ -77,6 +92,7 @@ def training_arguments(cfg: Config, overrides: dict):
     kwargs.update(cfg.training)
     kwargs.update(overrides)
     kwargs.pop("resume_from_checkpoint", None)
+    kwargs.update(checkpointing_arguments(cfg))
     cores = os.cpu_count() or 1
     if kwargs.get("dataloader_num_workers", 0) > cores:
         logger.info("dataloader_num_workers=%d capped to the %d CPU cores of this machine",
