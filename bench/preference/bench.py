@@ -403,8 +403,8 @@ def render(args, results: dict, template: str, n_data: int, n_pairs: int, ts_pyt
         "part of every reply and trained, so each of its sequences is one token longer; tunesmith ends the reply "
         "at `<|im_end|>`.",
         "- Gradient checkpointing: LLaMA-Factory turns it on unless `disable_gradient_checkpointing: true`; "
-        "tunesmith leaves it off and rejects that key as unknown. To run the same computation LLaMA-Factory is "
-        "given `disable_gradient_checkpointing: true` on top of the shared config (time_train.py `--set`).",
+        "tunesmith leaves it off by default. To run the same computation LLaMA-Factory is given "
+        "`disable_gradient_checkpointing: true` on top of the shared config (time_train.py `--set`).",
     ]
     if profiles:
         lines += profile_table(profiles)

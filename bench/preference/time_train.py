@@ -5,8 +5,8 @@ Python: tunesmith's venv or LLaMA-Factory's).
     python time_train.py llamafactory CONFIG.yaml --out RESULT.json [--set key=value ...]
 
 CONFIG.yaml is the one training config both frameworks read; ``--set`` adds keys for one side only
-(bench.py uses it to give LLaMA-Factory `disable_gradient_checkpointing: true`, a key tunesmith does not
-accept; see results.md). Each framework runs its own entry point as its CLI would (tunesmith:
+(bench.py uses it to give LLaMA-Factory `disable_gradient_checkpointing: true`: off is tunesmith's
+default already; see results.md). Each framework runs its own entry point as its CLI would (tunesmith:
 ``load_config`` + ``run_training``; LLaMA-Factory: ``run_exp``); nothing of either is copied or changed.
 From the outside this script
 
