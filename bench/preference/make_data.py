@@ -22,22 +22,18 @@ import json
 import random
 from pathlib import Path
 
-WORDS = """
-the a an of to in for on with by from at as about into over after before under between through during
-model data token layer weight gradient loss batch sequence attention memory kernel tensor matrix vector
-train learn predict sample dataset corpus prompt reply answer question example method result value
-small large fast slow simple complex early late first last new old good bad high low long short
-river mountain city garden window kitchen library market station village forest ocean island bridge
-teacher student doctor farmer artist writer engineer driver painter singer player builder sailor
-read write speak listen build carry follow explain describe compare improve measure observe remember
-apple bread cheese coffee honey lemon orange pepper rice salt sugar tomato water butter flour
-morning evening winter summer spring autumn weather season holiday history science music travel
-because although however therefore while unless until since whether either neither both each every
-quickly slowly carefully quietly clearly rarely often always never sometimes usually nearly almost
-system network server client request response message signal channel buffer queue thread process
-story chapter letter poem article report summary review note paragraph sentence word phrase title
-green blue red yellow purple silver golden bright dark warm cold soft hard heavy light quiet loud
-""".split()
+def _preprocess_words() -> list[str]:
+    """The English word list of the preprocessing benchmark's generator (one vocabulary for both)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "preprocess" / "make_data.py"
+    spec = importlib.util.spec_from_file_location("preprocess_make_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.EN_WORDS
+
+
+WORDS = _preprocess_words()
 
 ASKS = ["Explain", "Describe", "Summarize", "Rewrite", "Compare", "List", "Write", "Review"]
 
