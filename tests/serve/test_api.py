@@ -179,7 +179,9 @@ def test_sixteen_concurrent_requests_all_complete(server):
     assert all(body["choices"][0]["finish_reason"] in ("stop", "length") for _, body in results)
 
 
-def test_a_client_that_goes_away_does_not_wedge_the_queue(server, client, engine, monkeypatch):
+@pytest.fixture()
+def recorded(engine, monkeypatch) -> list:
+    """The replies the engine produces, in order; no stop token, so only the token budget ends a reply."""
     replies = []
     generate = engine.generate
 
@@ -188,7 +190,12 @@ def test_a_client_that_goes_away_does_not_wedge_the_queue(server, client, engine
         return replies[-1]
 
     monkeypatch.setattr(engine, "generate", recording)
-    monkeypatch.setattr(engine, "stop_ids", [])  # only the token budget would end these replies
+    monkeypatch.setattr(engine, "stop_ids", [])
+    return replies
+
+
+def test_a_client_that_goes_away_does_not_wedge_the_queue(server, client, recorded):
+    replies = recorded
     body = {"model": "tiny", "messages": QUESTION, "max_tokens": 2000, "temperature": 1.0, "top_p": 1.0, "seed": 0,
             "stream": True}
     with httpx.stream("POST", f"{server}/v1/chat/completions", json=body, headers=auth(), timeout=60) as response:
@@ -203,16 +210,8 @@ def test_a_client_that_goes_away_does_not_wedge_the_queue(server, client, engine
     assert abandoned.finish_reason == "cancelled" and abandoned.completion_tokens < 2000
 
 
-def test_a_plain_request_whose_client_gave_up_is_cancelled(server, client, engine, monkeypatch):
-    replies = []
-    generate = engine.generate
-
-    def recording(*args, **kwargs):
-        replies.append(generate(*args, **kwargs))
-        return replies[-1]
-
-    monkeypatch.setattr(engine, "generate", recording)
-    monkeypatch.setattr(engine, "stop_ids", [])  # only the token budget would end these replies
+def test_a_plain_request_whose_client_gave_up_is_cancelled(server, client, recorded):
+    replies = recorded
     body = {"model": "tiny", "messages": QUESTION, "max_tokens": 2000, "temperature": 1.0, "top_p": 1.0, "seed": 0}
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{server}/v1/chat/completions", json=body, headers=auth(), timeout=1.5)
