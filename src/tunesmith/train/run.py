@@ -164,6 +164,7 @@ def precompute_reference(stage_loss, reference, model, collator, data, args) -> 
     from tqdm.auto import tqdm
 
     from ..data.cache import wait_for_writes
+    from ..data.collate import EncodedDataset
 
     wait_for_writes()  # the cache writer must not see examples change under it
     device = args.device
@@ -171,10 +172,10 @@ def precompute_reference(stage_loss, reference, model, collator, data, args) -> 
     for split in (data.train, data.eval or []):
         if not isinstance(split, list):
             raise ConfigError("`precompute_ref_log_probs` needs the data in memory (not `streaming: true`)")
-        size = args.per_device_eval_batch_size
+        size, items = args.per_device_eval_batch_size, EncodedDataset(split)
         for start in tqdm(range(0, len(split), size), desc="reference log-probs", disable=args.disable_tqdm):
             chunk = split[start:start + size]
-            batch = collator([{"input_ids": ex.input_ids, "labels": ex.labels, **ex.meta} for ex in chunk])
+            batch = collator([items[i] for i in range(start, start + len(chunk))])
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             fields = stage_loss.reference_fields(reference, model, batch)
             for i, ex in enumerate(chunk):

@@ -30,24 +30,31 @@ def parameter_bytes(*models) -> int:
     return sum(seen.values())
 
 
-class FrozenReference:
-    """A separate frozen model, moved to the policy's device on first use."""
-
-    kind = "frozen model"
+class FrozenModel:
+    """A separate model that never trains (a reference, or a full reward model): frozen, in eval mode, moved
+    to the policy's device on first use."""
 
     def __init__(self, model) -> None:
         self.model = model.eval().requires_grad_(False)
 
     def extra_bytes(self, policy) -> int:
-        """Parameter memory the reference adds to the policy's."""
+        """Parameter memory this model adds to the policy's."""
         return parameter_bytes(policy, self.model) - parameter_bytes(policy)
 
-    def run(self, policy, fn):
+    def on_device_of(self, policy):
         device = next(policy.parameters()).device
         if next(self.model.parameters()).device != device:
             self.model.to(device)
+        return self.model
+
+
+class FrozenReference(FrozenModel):
+    kind = "frozen model"
+
+    def run(self, policy, fn):
+        model = self.on_device_of(policy)
         with torch.no_grad():
-            return fn(self.model)
+            return fn(model)
 
 
 class AdapterOffReference:

@@ -21,7 +21,7 @@ from torch import nn
 
 from ...config.errors import ConfigError
 from ..preference.forward import last_token_scores
-from ..preference.reference import parameter_bytes
+from ..preference.reference import FrozenModel, parameter_bytes
 from .rollout import RolloutBatch
 
 
@@ -65,24 +65,16 @@ class ApiReward:
         return torch.tensor(post_scores(self.url, texts), dtype=torch.float32)
 
 
-class ModelReward:
+class ModelReward(FrozenModel):
     """A separate frozen sequence-classification model, scoring the same token ids as the policy."""
 
     kind = "full reward model"
 
-    def __init__(self, model) -> None:
-        self.model = model.eval().requires_grad_(False)
-
-    def extra_bytes(self, policy) -> int:
-        return parameter_bytes(policy, self.model) - parameter_bytes(policy)
-
     @torch.no_grad()
     def __call__(self, policy, batch: RolloutBatch) -> torch.Tensor:
-        device = next(policy.parameters()).device
-        if next(self.model.parameters()).device != device:
-            self.model.to(device)
-        batch = batch.to(device)
-        return last_token_scores(self.model, batch.input_ids, batch.attention_mask).float().cpu()
+        model = self.on_device_of(policy)
+        batch = batch.to(next(model.parameters()).device)
+        return last_token_scores(model, batch.input_ids, batch.attention_mask).float().cpu()
 
 
 REWARD_ADAPTER = "reward"
