@@ -18,7 +18,7 @@ def encoded(cfg):
 
 
 def test_stream_yields_the_same_examples_as_memory(qwen2_model, train_config):
-    kw = dict(dataset="arith,minimind", preprocessing_batch_size=3)
+    kw = dict(dataset="arith,minimind", preprocessing_batch_size=3, packing=False)
     memory = encoded(train_config(qwen2_model, **kw)).train
     stream = list(encoded(train_config(qwen2_model, streaming=True, buffer_size=4, **kw)).train)
     as_tuples = lambda items: sorted((tuple(i["input_ids"]) if isinstance(i, dict) else tuple(i.input_ids))  # noqa
@@ -28,8 +28,14 @@ def test_stream_yields_the_same_examples_as_memory(qwen2_model, train_config):
 
 
 def test_stream_holds_out_the_first_examples_for_evaluation(qwen2_model, train_config):
-    data = encoded(train_config(qwen2_model, streaming=True, val_size=2))
+    data = encoded(train_config(qwen2_model, streaming=True, val_size=2, packing=False))
     assert len(data.eval) == 2 and len(list(data.train)) == 6
+    packed = encoded(train_config(qwen2_model, streaming=True, val_size=2))  # packing is the sft default
+    held_out = {tuple(ex.input_ids) for ex in packed.eval}
+    assert len(held_out) == 2 and all("position_ids" not in ex.meta for ex in packed.eval)
+    rows = list(packed.train)
+    assert rows and all("position_ids" in row for row in rows)
+    assert sum(row["sequences"] for row in rows) == 6  # every other example, packed
     with pytest.raises(ConfigError, match="must be a count"):
         encoded(train_config(qwen2_model, streaming=True, val_size=0.25))
 

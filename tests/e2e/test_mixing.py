@@ -50,7 +50,7 @@ class Crash(TrainerCallback):
 
 def test_sequential_trains_every_warmup_example_first(qwen2_model, phased_data, train_config, seen, caplog):
     cfg = train_config(qwen2_model, dataset="warm,main", dataset_dir=str(phased_data), mix_strategy="sequential",
-                       per_device_train_batch_size=2, max_steps=8, dataloader_num_workers=0)
+                       per_device_train_batch_size=2, max_steps=8, dataloader_num_workers=0, packing=False)
     with caplog.at_level(logging.INFO, logger="tunesmith"):
         run_training(cfg)
     order = [prompt for batch in seen for prompt in batch]
@@ -58,6 +58,33 @@ def test_sequential_trains_every_warmup_example_first(qwen2_model, phased_data, 
     assert sorted(order[:8]) == [f"warm {i}" for i in range(8)]
     assert order[:8] != [f"warm {i}" for i in range(8)]  # shuffled within the phase
     assert "sequential phase 2/2: dataset `main` starts at step 5" in caplog.text
+
+
+def test_sequential_with_packing_never_mixes_phases_in_a_row(qwen2_model, phased_data, train_config, caplog,
+                                                             monkeypatch):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(qwen2_model)
+    rows: list[list[str]] = []
+    original = Collator.__call__
+
+    def recording(self, items):
+        for item in items:
+            text = tok.decode(item["input_ids"])
+            rows.append([part.split("<|im_end|>")[0] for part in text.split("user\n")[1:]])
+        return original(self, items)
+
+    monkeypatch.setattr(Collator, "__call__", recording)
+    cfg = train_config(qwen2_model, dataset="warm,main", dataset_dir=str(phased_data), mix_strategy="sequential",
+                       per_device_train_batch_size=1, cutoff_len=64, max_steps=40, dataloader_num_workers=0)
+    with caplog.at_level(logging.INFO, logger="tunesmith"):
+        run_training(cfg)
+    phases = [{prompt.split()[0] for prompt in row} for row in rows]
+    assert all(len(p) == 1 for p in phases)  # a packed row holds one dataset's examples
+    first_main = phases.index({"main"})
+    assert first_main > 0 and all(p == {"warm"} for p in phases[:first_main])
+    assert sorted(prompt for row in rows[:first_main] for prompt in row) == sorted(f"warm {i}" for i in range(8))
+    assert f"sequential phase 2/2: dataset `main` starts at step {first_main + 1}" in caplog.text
 
 
 def test_sequential_resume_continues_in_the_right_phase(qwen2_model, phased_data, train_config, seen, tmp_path):

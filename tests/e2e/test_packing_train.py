@@ -13,7 +13,7 @@ def first_loss(out) -> float:
 def test_packed_first_step_loss_equals_unpacked(qwen2_model, train_config, tmp_path, caplog):
     # one step over the whole set (8 examples) so both runs see exactly the same tokens in step 1
     common = dict(per_device_train_batch_size=8, max_steps=1, logging_steps=1, dataloader_num_workers=0)
-    plain = run_training(train_config(qwen2_model, output_dir=str(tmp_path / "plain"), **common))
+    plain = run_training(train_config(qwen2_model, output_dir=str(tmp_path / "plain"), packing=False, **common))
     with caplog.at_level("INFO", logger="tunesmith"):
         packed = run_training(train_config(qwen2_model, output_dir=str(tmp_path / "packed"), packing=True,
                                            **common))

@@ -319,7 +319,7 @@ def test_seed_extra_id_example_prints_the_three_log_lines(qwen2_model, tmp_path,
     assert "Found 10 extra_id tokens: [" in caplog.text
     assert "Froze embeddings for 10 extra_id tokens for 20 steps" in caplog.text
     assert "Unfroze extra_id token embeddings at step 20" in caplog.text
-    assert "sequential phase 2/2: dataset `main_data` starts at step 6" in caplog.text
+    assert "sequential phase 2/2: dataset `main_data` starts at step 4" in caplog.text
 
 
 def test_weighted_loss_is_normalised_over_the_whole_accumulation_window(qwen2_model, marker_data, train_config,

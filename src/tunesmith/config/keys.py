@@ -51,7 +51,7 @@ UNSUPPORTED_LF_KEYS: dict[str, str] = {
         "use_eaft_loss", "eaft_alpha", "block_diag_attn", "use_v1_kernels", "ray_num_workers", "ray_init_kwargs",
         "master_addr", "master_port", "data_shared_file_system")},
     **{k: "fp16-stability upcasts are not needed: tunesmith keeps trainable weights in float32 and uses autocast"
-       for k in ("upcast_layernorm", "upcast_lmhead_output", "pure_bf16")},
+       for k in ("upcast_layernorm", "upcast_lmhead_output")},
     **{k: "fp8 training is not available in tunesmith yet" for k in (
         "fp8", "fp8_backend", "fp8_enable_fsdp_float8_all_gather")},
     **{k: "the torch profiler integration is not available; use `python -m torch.utils.bottleneck` or "

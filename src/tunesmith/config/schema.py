@@ -37,7 +37,10 @@ class ModelArgs:
     model_revision: str = opt("main", "Model revision (branch, tag or commit) for hub ids.")
     use_fast_tokenizer: bool = opt(True, "Use the fast (Rust) tokenizer.")
     train_from_scratch: bool = opt(False, "Randomly initialise the model from its config instead of loading weights.")
-    flash_attn: str = opt("auto", "Attention kernel.", choices=("auto", "disabled", "sdpa", "fa2", "fa3", "eager"))
+    flash_attn: str = opt(
+        "auto", "Attention kernel. auto: flash-attention 2 when installed (CUDA), else PyTorch's varlen flash kernel "
+                "for packed training (CUDA), else SDPA; varlen / flex / sdpa / eager / fa2 / fa3 ask for one.",
+        choices=("auto", "disabled", "sdpa", "fa2", "fa3", "eager", "flex", "varlen"))
     low_cpu_mem_usage: bool = opt(True, "Load weights lazily to save host memory.")
     print_param_status: bool = opt(False, "Log every parameter's name, shape and trainable flag.")
     disable_gradient_checkpointing: bool | None = opt(
@@ -63,7 +66,8 @@ class DataArgs:
               "thread pool, which uses every CPU core whatever this says.")
     preprocessing_batch_size: int = opt(1000, "Examples per preprocessing batch.")
     overwrite_cache: bool = opt(False, "Re-tokenise even if a cached result exists.")
-    packing: bool | None = opt(None, "Pack several sequences per row (default: on for pt, off otherwise).")
+    packing: bool | None = opt(None, "Pack several sequences per row of cutoff_len tokens, never attending to each "
+                                     "other (default: on for pt and sft; preference stages never pack).")
     neat_packing: bool = opt(False, "Pack without cross-attention (tunesmith packing never leaks; implies packing).")
     mix_strategy: str = opt(
         "concat", "How several datasets are mixed.",
@@ -173,6 +177,28 @@ class PPOArgs:
 
 
 @dataclass(frozen=True)
+class SpeedArgs:
+    """How fast a run trains. Every option keeps the results exact (the same loss and gradients)."""
+
+    chunked_loss: bool = opt(
+        True, "Compute the language-model loss from the final hidden states of the trained positions only, in "
+              "chunks, never materialising the batch's full-vocabulary logits (same loss and gradients, far less "
+              "memory). The standard loss is used where the head is not a plain linear layer (an adapter or "
+              "soft-capping on it) or evaluation needs the logits.")
+    loss_chunk_size: int = opt(0, "Positions per chunk of the chunked loss (0: automatic, about 1 GiB of "
+                                  "float32 logits per chunk).")
+    compile_layers: bool = opt(False, "torch.compile every decoder layer (CUDA; pays with the fixed-shape rows of "
+                                      "packing; the first steps compile).")
+    pure_bf16: bool = opt(
+        False, "LLaMA-Factory's pure bf16: weights, gradients and optimizer states in bfloat16, no float32 master "
+               "copy and no autocast (less memory and traffic; updates below bf16 resolution are lost). CPU: "
+               "float32 with one warning.")
+    cuda_alloc_conf: str | None = opt(
+        "expandable_segments:True", "PYTORCH_CUDA_ALLOC_CONF for the run unless the environment sets it "
+                                    "(expandable segments keep variable-shape batches from fragmenting memory).")
+
+
+@dataclass(frozen=True)
 class RunArgs:
     """tunesmith/LLaMA-Factory run options that are not transformers TrainingArguments."""
 
@@ -243,6 +269,7 @@ SECTIONS: dict[str, type] = {
     "tokens": TokenArgs,
     "preference": PreferenceArgs,
     "ppo": PPOArgs,
+    "speed": SpeedArgs,
     "run": RunArgs,
     "infer": InferArgs,
     "generating": GeneratingArgs,
@@ -261,6 +288,7 @@ class Config:
     tokens: TokenArgs
     preference: PreferenceArgs
     ppo: PPOArgs
+    speed: SpeedArgs
     run: RunArgs
     infer: InferArgs
     generating: GeneratingArgs

@@ -1,5 +1,6 @@
 """Batching: pad rows to a common length (multiple of 8), or keep packed rows with restarting
-position ids and no attention mask, so that attention stays inside each packed sequence. Preference
+position ids and no attention mask (or with their sequences' boundaries for a varlen attention kernel), so
+that attention stays inside each packed sequence. Preference
 batches put several sequences of an example side by side (chosen and rejected; a reply and its KL
 counterpart)."""
 
@@ -25,9 +26,22 @@ class EncodedDataset:
 
 
 class Collator:
-    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 8) -> None:
+    """Pads rows to one width (a multiple of 8). Packed rows keep their restarting position ids and get no
+    attention mask; unpacked rows get an attention mask.
+
+    ``boundaries``: every batch carries position ids and the sequences' boundaries over the flattened batch
+    (``cu_seq_lens_q``... for a varlen attention kernel) instead of a mask; an unpacked row is its sequence
+    followed by its padding as a second pseudo-sequence. ``loss_index``: every batch also carries the flat
+    positions whose next token is trained (``loss_index``) and those targets (``loss_targets``), computed
+    here on the CPU for the chunked loss.
+    """
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 8, boundaries: bool = False,
+                 loss_index: bool = False) -> None:
         self.pad_token_id = pad_token_id
         self.multiple = pad_to_multiple_of
+        self.boundaries = boundaries
+        self.loss_index = loss_index
 
     def __call__(self, items: list[dict]) -> dict:
         import torch
@@ -41,17 +55,35 @@ class Collator:
             pad = width - n
             ids.append(item["input_ids"] + [self.pad_token_id] * pad)
             labels.append(item["labels"] + [IGNORE_INDEX] * pad)
-            if packed:
+            if packed or self.boundaries:
                 # Padding forms its own pseudo-sequence (positions restart at 0); it is never trained.
-                positions.append(item["position_ids"] + list(range(pad)))
+                positions.append(item.get("position_ids", list(range(n))) + list(range(pad)))
             else:
                 mask.append([1] * n + [0] * pad)
         batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
-        if packed:
+        if positions:
             batch["position_ids"] = torch.tensor(positions)
         else:
             batch["attention_mask"] = torch.tensor(mask)
+        if self.boundaries:
+            batch.update(sequence_boundaries(batch["position_ids"]))
+        if self.loss_index:
+            targets = torch.nn.functional.pad(batch["labels"][:, 1:], (0, 1), value=IGNORE_INDEX).reshape(-1)
+            index = (targets != IGNORE_INDEX).nonzero().squeeze(1)
+            batch["loss_index"], batch["loss_targets"] = index, targets[index]
         return batch
+
+
+def sequence_boundaries(position_ids) -> dict:
+    """Flash-attention keyword arguments for (B, T) position ids that restart at 0 at every sequence start
+    (and at every row start): cumulative sequence starts over the flattened batch (int32) and the longest
+    sequence (an int). Computed on the CPU, so the GPU never syncs to find them."""
+    import torch
+
+    flat = position_ids.reshape(-1)
+    cu = torch.cat([(flat == 0).nonzero().squeeze(1), torch.tensor([flat.numel()])]).to(torch.int32)
+    longest = int(cu.diff().max())
+    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
 
 
 def pad_rows(rows: list[tuple[list[int], list[int]]], pad_token_id: int, multiple: int = 8) -> dict:

@@ -41,6 +41,7 @@ class TrainingData:
     eval: list[EncodedExample] | None
     parts: list[DatasetPart] = field(default_factory=list)
     phase_sizes: list[int] | None = None  # sequential mixing: consecutive example counts per dataset
+    packed: bool = False  # training rows carry restarting position_ids (pt, packed sft)
 
     @property
     def stats(self) -> EncodeStats:
@@ -51,13 +52,14 @@ class TrainingData:
 
 
 def uses_packing(data: DataArgs, stage_name: str) -> bool:
-    """pt rows are always packed (by construction); sft packs with `packing` or `neat_packing`; preference
-    examples (several sequences that are compared with each other) are never packed."""
+    """pt rows are always packed (by construction); sft packs unless `packing: false` (packed sequences never
+    attend to each other, and the loss covers the same tokens, so it is safe); preference examples (several
+    sequences compared with each other) are never packed."""
     requested = bool(data.packing or data.neat_packing)
     if requested and stage_name in PAIRED_STAGES:
         logger.warning("packing is not applied in stage %s: its examples are groups of sequences compared with "
                        "each other; each group is padded as a batch instead", stage_name)
-    return stage_name == "sft" and requested
+    return stage_name == "sft" and (requested or data.packing is None)
 
 
 def cap_rows(attr: DatasetAttr, rows: list[dict], data: DataArgs, seed: int) -> list[dict]:
@@ -152,7 +154,7 @@ def load_streaming_data(attrs, data: DataArgs, stage, tokenizer, template, seed:
     logger.info("streaming %s (%s); shuffle buffer of %d examples%s", ", ".join(a.name for a in attrs),
                 "interleaved" if data.mix_strategy.startswith("interleave") else "in the listed order",
                 data.buffer_size, f"; the first {n_val} examples are the evaluation split" if n_val else "")
-    return TrainingData(train=stream, eval=eval_examples)
+    return TrainingData(train=stream, eval=eval_examples, packed=stage.name == "pt" or uses_packing(data, stage.name))
 
 
 def load_training_data(data: DataArgs, stage, tokenizer, template, seed: int) -> TrainingData:
@@ -170,14 +172,17 @@ def load_training_data(data: DataArgs, stage, tokenizer, template, seed: int) ->
     if uses_packing(data, stage.name):
         before = sum(len(p) for p in pools)
         pools = [pack_examples(pool, data.cutoff_len) for pool in pools]
-        logger.info("packing: %d sequences -> %d rows of at most %d tokens (no attention across sequences)",
-                    before, sum(len(p) for p in pools), data.cutoff_len)
+        logger.info("packing: %d sequences -> %d rows of at most %d tokens (no attention across sequences%s)",
+                    before, sum(len(p) for p in pools), data.cutoff_len,
+                    "; the default for sft, `packing: false` pads each example instead" if data.packing is None
+                    else "")
     train, phases = mix(pools, [p.name for p in parts], data, seed)
     if data.eval_dataset:
         eval_attrs = get_dataset_attrs(data.eval_dataset, data.dataset_dir)
         eval_examples = [ex for attr in eval_attrs
                          for ex in load_part(attr, stage, tokenizer, template, data, seed).examples]
-    return TrainingData(train=train, eval=eval_examples, parts=parts, phase_sizes=phases)
+    return TrainingData(train=train, eval=eval_examples, parts=parts, phase_sizes=phases,
+                        packed=stage.name == "pt" or uses_packing(data, stage.name))
 
 
 def mix(pools: list[list[EncodedExample]], names: list[str], data: DataArgs, seed: int

@@ -56,7 +56,12 @@ class StreamingDataset(torch.utils.data.IterableDataset):
             rows = islice(rows, self.data.max_samples)
         while batch := list(islice(rows, self.data.preprocessing_batch_size)):
             examples, _ = self.stage.encode(attr, batch, self.tokenizer, self.template, self.data)
-            yield from (pack_examples(examples, self.data.cutoff_len) if self.packing else examples)
+            yield from examples
+
+    def _packed(self, examples: Iterator) -> Iterator:
+        """Rows packed from consecutive windows of `preprocessing_batch_size` examples."""
+        while window := list(islice(examples, self.data.preprocessing_batch_size)):
+            yield from pack_examples(window, self.data.cutoff_len)
 
     def _mixed(self) -> Iterator:
         streams = [self._encoded(attr) for attr in self.attrs]
@@ -83,9 +88,8 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         rng = random.Random(self.seed * 7919 + self.epoch)
         buffer: list = []
         size = max(1, self.data.buffer_size) if not self.data.disable_shuffling else 1
-        for n, example in enumerate(self._mixed()):
-            if n < self.skip:  # the first `skip` examples are held out for evaluation
-                continue
+        examples = islice(self._mixed(), self.skip, None)  # the first `skip` examples are held out for evaluation
+        for example in self._packed(examples) if self.packing else examples:
             if len(buffer) < size:
                 buffer.append(example)
                 continue

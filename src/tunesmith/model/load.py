@@ -8,11 +8,9 @@ from pathlib import Path
 
 from ..config.errors import ConfigError
 from ..config.schema import ModelArgs
+from .attention import choose_attention
 
 logger = logging.getLogger(__name__)
-
-ATTENTION = {"auto": "sdpa", "sdpa": "sdpa", "disabled": "eager", "eager": "eager", "fa2": "flash_attention_2",
-             "fa3": "flash_attention_3"}
 
 
 def resolve_model_path(name: str, cache_dir: str | None = None) -> str:
@@ -49,8 +47,10 @@ def load_tokenizer(args: ModelArgs):
     return tokenizer
 
 
-def load_model(args: ModelArgs, dtype, attn: str | None = None, head: str = "lm", pad_token_id: int | None = None):
-    """A causal LM in ``dtype`` with the requested attention kernel (falling back to SDPA).
+def load_model(args: ModelArgs, dtype, attn: str | None = None, head: str = "lm", pad_token_id: int | None = None,
+               packed: bool = False):
+    """A causal LM in ``dtype`` with the requested attention kernel (``flash_attn``, see model/attention.py;
+    ``packed``: training batches carry sequence boundaries, so a varlen kernel can serve them).
 
     ``head="score"``: the same body with a one-output linear `score` head instead of the LM head (a
     transformers *ForSequenceClassification model, for reward models); a causal-LM checkpoint gets a
@@ -58,13 +58,7 @@ def load_model(args: ModelArgs, dtype, attn: str | None = None, head: str = "lm"
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     path = resolve_model_path(args.model_name_or_path, args.cache_dir)
-    impl = attn or ATTENTION[args.flash_attn]
-    if impl.startswith("flash_attention"):
-        from ..utils.versions import flash_attn_available
-
-        if not flash_attn_available():
-            logger.warning("flash_attn=%s requested but flash-attn is not installed; using sdpa", args.flash_attn)
-            impl = "sdpa"
+    impl = attn or choose_attention(args.flash_attn, packed)
     common = dict(trust_remote_code=args.trust_remote_code)
     auto = AutoModelForCausalLM
     if head == "score":

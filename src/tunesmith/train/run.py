@@ -54,16 +54,18 @@ def resume_point(cfg: Config) -> str | None:
 
 
 def precision(cfg: Config) -> tuple[object, dict]:
-    """dtype to load the model in, and TrainingArguments overrides. bf16/fp16 fall back to float32 on
-    machines without a CUDA GPU, with one warning."""
+    """dtype to load the model in, and TrainingArguments overrides. bf16/fp16/pure_bf16 fall back to float32
+    on machines without a CUDA GPU, with one warning. pure_bf16: bfloat16 weights and no autocast."""
     import torch
 
     wants_bf16, wants_fp16 = bool(cfg.training.get("bf16")), bool(cfg.training.get("fp16"))
     if not torch.cuda.is_available():
-        if wants_bf16 or wants_fp16:
+        if wants_bf16 or wants_fp16 or cfg.speed.pure_bf16:
             logger.warning("%s requested but no CUDA GPU is available: training in float32 on the CPU",
-                           "bf16" if wants_bf16 else "fp16")
+                           "pure_bf16" if cfg.speed.pure_bf16 else "bf16" if wants_bf16 else "fp16")
         return torch.float32, {"bf16": False, "fp16": False, "dataloader_pin_memory": False}
+    if cfg.speed.pure_bf16:
+        return torch.bfloat16, {"bf16": False, "fp16": False}
     if cfg.finetuning.finetuning_type == "full" or not (wants_bf16 or wants_fp16):
         return torch.float32, {}  # float32 master weights, autocast for bf16/fp16
     return (torch.bfloat16 if wants_bf16 else torch.float16), {}
@@ -116,7 +118,7 @@ def setup_model(cfg: Config, prepared, seed: int):
 
     dtype, overrides = precision(cfg)
     model = load_model(cfg.model, dtype, head=getattr(prepared.stage, "model_head", "lm"),
-                       pad_token_id=prepared.tokenizer.pad_token_id)
+                       pad_token_id=prepared.tokenizer.pad_token_id, packed=prepared.data.packed)
     added = prepared.added
     grew = prepare_model(model, prepared.tokenizer, added, cfg.tokens, seed)
     if cfg.tokens.train_new_tokens_only:
@@ -128,9 +130,12 @@ def setup_model(cfg: Config, prepared, seed: int):
     gates = build_gates(model, prepared.tokenizer, added, cfg.tokens)
     if cfg.tokens.unfreeze_schedule:
         gates = gates.merged(build_schedule(model, cfg.tokens.unfreeze_schedule, added.all_ids))
-    for param in model.parameters():
-        if param.requires_grad and param.dtype != torch.float32:
-            param.data = param.data.float()  # trainable weights are kept in float32
+    if dtype != torch.bfloat16 or not cfg.speed.pure_bf16:
+        for param in model.parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()  # trainable weights are kept in float32
+    if cfg.speed.compile_layers:
+        compile_layers(model)
     trainable, total = count_parameters(model)
     logger.info("trainable params: %s || all params: %s || trainable%%: %.4f", f"{trainable:,}", f"{total:,}",
                 100.0 * trainable / max(total, 1))
@@ -138,6 +143,32 @@ def setup_model(cfg: Config, prepared, seed: int):
         for name, param in model.named_parameters():
             logger.info("%s %s %s trainable=%s", name, tuple(param.shape), param.dtype, param.requires_grad)
     return model, gates, overrides
+
+
+def compile_layers(model) -> None:
+    """torch.compile each decoder layer in place (the layers share one compiled graph)."""
+    from ..model.methods import decoder_layers
+
+    prefix, n_layers = decoder_layers(model)
+    for layer in model.get_submodule(prefix):
+        layer.compile()
+    logger.info("compile_layers: %d decoder layers compiled with torch.compile (the first steps compile)", n_layers)
+
+
+def chunked_head_loss(cfg: Config, model, args, token_weights):
+    """The chunked causal-LM loss for this run, or None (with the reason) where it does not apply."""
+    import torch
+
+    from .head_loss import HeadLoss, chunked_loss_blocker
+
+    if not cfg.speed.chunked_loss:
+        return None
+    reason = chunked_loss_blocker(model)
+    if reason is not None:
+        logger.info("chunked_loss: not used because %s; the standard loss computes full logits", reason)
+        return None
+    dtype = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None  # autocast's matmul dtype
+    return HeadLoss(model, cfg.speed.loss_chunk_size, dtype, token_weights)
 
 
 def make_reference(cfg: Config, model, args):
@@ -184,10 +215,19 @@ def precompute_reference(stage_loss, reference, model, collator, data, args) -> 
                 len(data.train) + len(data.eval or []))
 
 
+def allocator_settings(cfg: Config) -> None:
+    """`cuda_alloc_conf` into the environment before CUDA allocates, unless the user set the variable."""
+    value = cfg.speed.cuda_alloc_conf
+    if value and not any(k in os.environ for k in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")):
+        os.environ["PYTORCH_CUDA_ALLOC_CONF"] = value
+
+
 def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
+    allocator_settings(cfg)
     from transformers import set_seed
 
     from ..data.collate import Collator, EncodedDataset
+    from ..model.attention import VARLEN_IMPLEMENTATIONS
     from .callbacks.log_file import LogFileCallback
     from .callbacks.gates import GateCallback
     from .callbacks.phases import PhaseLogCallback
@@ -209,9 +249,14 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     model, gates, overrides = setup_model(cfg, prepared, seed)
     trainable, total = count_parameters(model)
     args = training_arguments(cfg, overrides)
-    make_collator = getattr(stage, "collator", Collator)
-    collator = make_collator(tokenizer.pad_token_id)
     stage_loss = stage.make_loss(cfg) if hasattr(stage, "make_loss") else None
+    token_weights = loss_weights(tokenizer, cfg.tokens, model.get_input_embeddings().weight.shape[0])
+    head_loss = chunked_head_loss(cfg, model, args, token_weights) if stage_loss is None else None
+    if hasattr(stage, "collator"):
+        collator = stage.collator(tokenizer.pad_token_id)
+    else:
+        collator = Collator(tokenizer.pad_token_id, loss_index=head_loss is not None,
+                            boundaries=model.config._attn_implementation in VARLEN_IMPLEMENTATIONS)
     reference, reference_facts = None, {}
     if getattr(stage, "uses_reference", lambda c: False)(cfg):
         reference = make_reference(cfg, model, args)
@@ -224,7 +269,6 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
             reference = None  # every batch now carries the reference's log-probs; the model is released
             reference_facts["extra_parameter_bytes"] = 0
     phase_log = [PhaseLogCallback([p.name for p in data.parts], data.phase_sizes)] if data.phase_sizes else []
-    token_weights = loss_weights(tokenizer, cfg.tokens, model.get_input_embeddings().weight.shape[0])
     special = monitored_tokens(tokenizer, prepared.added, cfg.tokens)
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     trainer = TunesmithTrainer(
@@ -243,6 +287,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
         special_meter=SpecialTokenMeter(list(special.values())) if special else None,
         stage_loss=stage_loss,
         reference=reference,
+        head_loss=head_loss,
         **(dict(compute_metrics=lambda p: special_token_f1(p.predictions, p.label_ids, special),
                 preprocess_logits_for_metrics=argmax_logits) if special and data.eval and not stage_loss else {}),
     )

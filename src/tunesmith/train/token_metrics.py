@@ -11,7 +11,8 @@ from .losses import shift_labels
 
 
 class SpecialTokenMeter:
-    """Sums over the micro-batches between two logging steps."""
+    """Sums over the micro-batches between two logging steps, kept on the batch's device (read only when a
+    logging step collects them, so training never waits on them)."""
 
     def __init__(self, special_ids: list[int]) -> None:
         self.special_ids = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
@@ -24,17 +25,25 @@ class SpecialTokenMeter:
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         targets = shift_labels(labels)
         trained = targets != IGNORE_INDEX
-        if not bool(trained.any()):
-            return
         picked_logits, picked = logits[trained].float(), targets[trained]
         ce = F.cross_entropy(picked_logits, picked, reduction="none")
-        special = torch.isin(picked, self.special_ids.to(picked.device))
-        correct = picked_logits.argmax(-1) == picked
-        self.sums += torch.tensor([ce[special].sum().item(), special.sum().item(), correct[special].sum().item(),
-                                   ce[~special].sum().item(), (~special).sum().item()], dtype=torch.float64)
+        self.update_positions(picked, ce, picked_logits.argmax(-1) == picked)
+
+    @torch.no_grad()
+    def update_positions(self, targets: torch.Tensor, ce: torch.Tensor, correct: torch.Tensor) -> None:
+        """targets, per-position cross-entropy and argmax hits of the trained positions, each (N,)."""
+        if self.special_ids.device != targets.device:
+            self.special_ids = self.special_ids.to(targets.device)
+        if self.sums.device != targets.device:
+            self.sums = self.sums.to(targets.device)
+        special = torch.isin(targets, self.special_ids).double()
+        ordinary = 1.0 - special
+        ce, correct = ce.double(), correct.double()
+        self.sums += torch.stack([(ce * special).sum(), special.sum(), (correct * special).sum(),
+                                  (ce * ordinary).sum(), ordinary.sum()])
 
     def collect(self, reduce=None) -> dict[str, float]:
-        sums = reduce(self.sums) if reduce is not None else self.sums
+        sums = (reduce(self.sums) if reduce is not None else self.sums).cpu()
         self.reset()
         out = {}
         if sums[1] > 0:

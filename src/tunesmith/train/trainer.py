@@ -14,7 +14,8 @@ from .stage_metrics import StageMetrics
 
 class TunesmithTrainer(Trainer):
     def __init__(self, *args, stage=None, phase_sizes: list[int] | None = None, shuffle: bool = True,
-                 token_weights=None, special_meter=None, stage_loss=None, reference=None, **kwargs) -> None:
+                 token_weights=None, special_meter=None, stage_loss=None, reference=None, head_loss=None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.stage = stage
         self.phase_sizes = phase_sizes
@@ -23,6 +24,7 @@ class TunesmithTrainer(Trainer):
         self.special_meter = special_meter  # SpecialTokenMeter or None
         self.stage_loss = stage_loss  # a stage's own loss (preference stages), or None for the causal-LM loss
         self.reference = reference  # the reference model of dpo/kto, or None
+        self.head_loss = head_loss  # train.head_loss.HeadLoss (the chunked causal-LM loss), or None
         self.metrics = StageMetrics()
         if stage_loss is not None:
             self.loss_is_scaled_for_ga = False  # a stage loss is a micro-batch mean: Trainer divides by GA steps
@@ -75,6 +77,14 @@ class TunesmithTrainer(Trainer):
         return output
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        if self.head_loss is not None and "loss_index" in inputs:
+            if not prediction_loss_only:  # metrics need the logits: the standard forward
+                inputs = {k: v for k, v in inputs.items() if k not in self.head_loss.KEYS}
+                return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+            inputs = self._prepare_inputs(inputs)
+            with torch.no_grad(), self.compute_loss_context_manager():
+                loss = self.compute_loss(model, inputs)
+            return loss.detach(), None, None
         if self.stage_loss is None:
             return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
         inputs = self._prepare_inputs(inputs)
@@ -82,11 +92,32 @@ class TunesmithTrainer(Trainer):
             loss = self.stage_loss(self, model, inputs)
         return loss.detach(), None, None
 
+    def token_average_scale(self, num_items_in_batch) -> int:
+        """The factor transformers applies to a loss normalised by the token count of all processes, so that
+        the gradient mean over processes is the per-token mean (1 on a single process)."""
+        if num_items_in_batch is None or not (self.args.average_tokens_across_devices
+                                              and self.model_accepts_loss_kwargs):
+            return 1
+        return self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1 else self.args.n_gpu
+
+    def chunked_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The causal-LM loss from the final hidden states, without full-vocabulary logits (HeadLoss)."""
+        trained = inputs["loss_targets"].numel()
+        denominator = num_items_in_batch if num_items_in_batch is not None else max(trained, 1)
+        scale = self.token_average_scale(num_items_in_batch) / denominator
+        stats = self.special_meter is not None and model.training
+        loss, targets, ce, correct = self.head_loss(model, inputs, scale, want_stats=stats)
+        if stats:
+            self.special_meter.update_positions(targets, ce, correct)
+        return (loss, None) if return_outputs else loss
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if "position_ids" in inputs:
             inputs["use_cache"] = False  # with a KV cache transformers would not build the packed (block) mask
         if self.stage_loss is not None:
             return self.stage_loss(self, model, inputs, return_outputs, num_items_in_batch)
+        if self.head_loss is not None and "loss_index" in inputs:
+            return self.chunked_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.token_weights is None and self.special_meter is None:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
@@ -96,14 +127,10 @@ class TunesmithTrainer(Trainer):
             self.special_meter.update(outputs.logits.detach(), labels)
         if self.token_weights is None:
             return (loss, outputs) if return_outputs else loss
-        scale = 1
+        denominator = num_items_in_batch
         if num_items_in_batch is None:
             denominator = (shift_labels(labels) != IGNORE_INDEX).sum()
-        else:
-            denominator = num_items_in_batch
-            if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs:
-                # the same factor super() applied to the standard term (token averaging across processes)
-                scale = (self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1
-                         else self.args.n_gpu)
+        # the same factor super() applied to the standard term (token averaging across processes)
+        scale = self.token_average_scale(num_items_in_batch)
         loss = loss + scale * token_weight_correction(outputs.logits, labels, self.token_weights, denominator)
         return (loss, outputs) if return_outputs else loss

@@ -23,3 +23,35 @@ def bf16_supported() -> bool:
     import torch
 
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def torch_varlen_attn():
+    """PyTorch's variable-length flash attention as ``f(q, k, v, cu_seqlens, max_len, scale)`` (causal, GQA),
+    or None where this torch has none. Its keyword arguments changed between releases (2.9: ``is_causal``;
+    later: ``window_size``, ``scale``, ``enable_gqa``); this adapts to the installed one."""
+    import inspect
+
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None
+    params = inspect.signature(varlen_attn).parameters
+    causal = {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}
+    gqa = "enable_gqa" in params
+    has_scale = "scale" in params
+
+    def call(q, k, v, cu_seqlens, max_len, scale):
+        if k.shape[1] != q.shape[1] and not gqa:
+            k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+            v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
+        extra = dict(causal)
+        if gqa:
+            extra["enable_gqa"] = k.shape[1] != q.shape[1]
+        if scale is not None:
+            if has_scale:
+                extra["scale"] = scale
+            elif abs(scale - q.shape[-1] ** -0.5) > 1e-12:
+                raise ValueError("this torch's varlen_attn has no `scale`; set `flash_attn: sdpa`")
+        return varlen_attn(q, k, v, cu_seqlens, cu_seqlens, max_len, max_len, **extra)
+
+    return call
