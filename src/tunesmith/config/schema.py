@@ -187,6 +187,10 @@ class SpeedArgs:
               "soft-capping on it) or evaluation needs the logits.")
     loss_chunk_size: int = opt(0, "Positions per chunk of the chunked loss (0: automatic, about 1 GiB of "
                                   "float32 logits per chunk).")
+    max_tokens_per_batch: int = opt(
+        0, "Token-budget batching: each training micro-batch holds as many examples (or packed rows) as fit in this "
+           "many tokens, padding included, grouped by length; replaces per_device_train_batch_size for training "
+           "(0: off). Useful for unpacked data (packing: false, rm, dpo, kto).")
     compile_layers: bool = opt(False, "torch.compile every decoder layer (CUDA; pays with the fixed-shape rows of "
                                       "packing; the first steps compile).")
     pure_bf16: bool = opt(

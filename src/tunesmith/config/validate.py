@@ -117,6 +117,22 @@ def batch_values_positive(cfg: Config, origins: Origins) -> None:
                           "or `max_steps` > 0")
 
 
+def token_budget_fits(cfg: Config, origins: Origins) -> None:
+    budget = cfg.speed.max_tokens_per_batch
+    if not budget:
+        return
+    where = _where(origins, "max_tokens_per_batch")
+    if budget < cfg.data.cutoff_len:
+        raise ConfigError(f"{where}: `max_tokens_per_batch` ({budget}) must be at least `cutoff_len` "
+                          f"({cfg.data.cutoff_len}), or every long example would exceed it")
+    if cfg.data.streaming:
+        raise ConfigError(f"{where}: `max_tokens_per_batch` needs the data in memory, not `streaming: true` "
+                          "(batches are formed from every example's length)")
+    if cfg.stage == "ppo":
+        raise ConfigError(f"{where}: `max_tokens_per_batch` does not apply to stage ppo (rollout batches are "
+                          "counted in prompts)")
+
+
 def streaming_needs_max_steps(cfg: Config, origins: Origins) -> None:
     if cfg.data.streaming and cfg.training.get("max_steps", -1) <= 0:
         raise ConfigError(f"{_where(origins, 'streaming')}: `streaming: true` needs `max_steps` > 0 "
@@ -324,6 +340,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     one_precision,
     batch_values_positive,
     streaming_needs_max_steps,
+    token_budget_fits,
     token_training_modes_fit,
     preference_values_in_range,
     reference_options_fit,

@@ -171,6 +171,25 @@ def chunked_head_loss(cfg: Config, model, args, token_weights):
     return HeadLoss(model, cfg.speed.loss_chunk_size, dtype, token_weights)
 
 
+def token_budget_batches(cfg: Config, data, args):
+    """The token-budget batch sampler of `max_tokens_per_batch`, or None."""
+    from ..data.collate import EncodedDataset
+    from ..data.sampler import example_cost
+    from .trainer import TokenBudgetBatchSampler
+
+    if not cfg.speed.max_tokens_per_batch:
+        return None
+    items = EncodedDataset(data.train)
+    batches = TokenBudgetBatchSampler([example_cost(items[i]) for i in range(len(items))],
+                                      cfg.speed.max_tokens_per_batch, seed=args.data_seed or args.seed,
+                                      shuffle=not cfg.data.disable_shuffling, phase_sizes=data.phase_sizes,
+                                      rank=args.process_index, world_size=args.world_size)
+    counts = batches.phase_batch_counts
+    logger.info("max_tokens_per_batch=%d: %d examples in %d micro-batches (%.1f per batch on average)",
+                cfg.speed.max_tokens_per_batch, len(items), sum(counts), len(items) / max(sum(counts), 1))
+    return batches
+
+
 def make_reference(cfg: Config, model, args):
     """The reference model of dpo/kto (see stages/preference/reference.py for the rules)."""
     import torch
@@ -268,7 +287,9 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
             precompute_reference(stage_loss, reference, model, collator, data, args)
             reference = None  # every batch now carries the reference's log-probs; the model is released
             reference_facts["extra_parameter_bytes"] = 0
-    phase_log = [PhaseLogCallback([p.name for p in data.parts], data.phase_sizes)] if data.phase_sizes else []
+    batches = token_budget_batches(cfg, data, args)
+    phase_log = [PhaseLogCallback([p.name for p in data.parts], data.phase_sizes,
+                                  batches.phase_batch_counts if batches else None)] if data.phase_sizes else []
     special = monitored_tokens(tokenizer, prepared.added, cfg.tokens)
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     trainer = TunesmithTrainer(
@@ -288,6 +309,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
         stage_loss=stage_loss,
         reference=reference,
         head_loss=head_loss,
+        train_batches=batches,
         **(dict(compute_metrics=lambda p: special_token_f1(p.predictions, p.label_ids, special),
                 preprocess_logits_for_metrics=argmax_logits) if special and data.eval and not stage_loss else {}),
     )

@@ -5,17 +5,23 @@ from __future__ import annotations
 import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer
+from transformers.trainer_pt_utils import BatchRebalanceSampler
 
-from ..data.sampler import PhasedSampler
+from ..data.sampler import PhasedSampler, TokenBudgetBatches
 from ..types import IGNORE_INDEX
 from .losses import shift_labels, token_weight_correction
 from .stage_metrics import StageMetrics
 
 
+class TokenBudgetBatchSampler(TokenBudgetBatches, BatchRebalanceSampler):
+    """TokenBudgetBatches in the form transformers' Trainer takes a rank-aware batch sampler: it becomes the
+    DataLoader's batch_sampler and accelerate's per-process sharding is switched off for it."""
+
+
 class TunesmithTrainer(Trainer):
     def __init__(self, *args, stage=None, phase_sizes: list[int] | None = None, shuffle: bool = True,
                  token_weights=None, special_meter=None, stage_loss=None, reference=None, head_loss=None,
-                 **kwargs) -> None:
+                 train_batches: TokenBudgetBatchSampler | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.stage = stage
         self.phase_sizes = phase_sizes
@@ -25,6 +31,7 @@ class TunesmithTrainer(Trainer):
         self.stage_loss = stage_loss  # a stage's own loss (preference stages), or None for the causal-LM loss
         self.reference = reference  # the reference model of dpo/kto, or None
         self.head_loss = head_loss  # train.head_loss.HeadLoss (the chunked causal-LM loss), or None
+        self.train_batches = train_batches  # token-budget batches, or None for per_device_train_batch_size
         self.metrics = StageMetrics()
         if stage_loss is not None:
             self.loss_is_scaled_for_ga = False  # a stage loss is a micro-batch mean: Trainer divides by GA steps
@@ -42,6 +49,8 @@ class TunesmithTrainer(Trainer):
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.train_batches is not None:
+            return self.train_batches
         if self.phase_sizes:
             return PhasedSampler(self.phase_sizes, seed=self.args.data_seed or self.args.seed, shuffle=self.shuffle)
         if not self.shuffle:
