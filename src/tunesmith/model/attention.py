@@ -29,7 +29,8 @@ VARLEN_IMPLEMENTATIONS = ("flash_attention_2", "flash_attention_3", VARLEN)
 
 def choose_attention(flash_attn: str, packed: bool) -> str:
     """The transformers attn_implementation for a `flash_attn` setting, falling back to SDPA (with one
-    warning) when the requested kernel cannot run here."""
+    warning) when the requested kernel cannot run here. ``packed``: training batches carry sequence
+    boundaries and run in half precision (bf16/fp16), so `auto` may choose PyTorch's varlen flash kernel."""
     from ..utils.versions import cuda_available, flash_attn_available, torch_varlen_attn
 
     cuda = cuda_available()
@@ -81,10 +82,10 @@ def varlen_attention_forward(module, query, key, value, attention_mask, dropout:
 
 def varlen_causal(q, k, v, cu_seqlens, max_len: int, scale: float | None):
     """Causal attention inside each sequence of flattened (N, H, D) tensors: PyTorch's varlen flash kernel
-    on CUDA, one SDPA call per sequence elsewhere (the reference the kernel is tested against)."""
+    on CUDA in bf16/fp16, one SDPA call per sequence otherwise (the reference the kernel is tested against)."""
     from ..utils.versions import torch_varlen_attn
 
-    kernel = torch_varlen_attn() if q.is_cuda else None
+    kernel = torch_varlen_attn() if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16) else None
     if kernel is not None:
         return kernel(q, k, v, cu_seqlens, max_len, scale)
     if k.shape[1] != q.shape[1]:

@@ -117,8 +117,10 @@ def setup_model(cfg: Config, prepared, seed: int):
     from .token_training import build_gates, prepare_model
 
     dtype, overrides = precision(cfg)
+    half = dtype == torch.bfloat16 or (overrides.get("bf16", cfg.training.get("bf16"))
+                                       or overrides.get("fp16", cfg.training.get("fp16")))
     model = load_model(cfg.model, dtype, head=getattr(prepared.stage, "model_head", "lm"),
-                       pad_token_id=prepared.tokenizer.pad_token_id, packed=prepared.data.packed)
+                       pad_token_id=prepared.tokenizer.pad_token_id, packed=prepared.data.packed and bool(half))
     added = prepared.added
     grew = prepare_model(model, prepared.tokenizer, added, cfg.tokens, seed)
     if cfg.tokens.train_new_tokens_only:
@@ -164,6 +166,8 @@ def chunked_head_loss(cfg: Config, model, args, token_weights):
     if not cfg.speed.chunked_loss:
         return None
     reason = chunked_loss_blocker(model)
+    if args.fsdp or args.deepspeed or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        reason = "FSDP/DeepSpeed shard the head's weight outside the forward pass"
     if reason is not None:
         logger.info("chunked_loss: not used because %s; the standard loss computes full logits", reason)
         return None
