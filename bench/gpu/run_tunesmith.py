@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "harness"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "src"))
 import common  # noqa: E402
+from run_llamafactory import parse_value  # noqa: E402  (the same --set parsing as the LLaMA-Factory runner)
 
 BASE = dict(
     stage="sft", do_train=True, finetuning_type="full", dataset="synth_alpaca", template="chatml",
@@ -41,13 +42,6 @@ VARIANTS = {
     "lora_compile": dict(finetuning_type="lora", lora_rank=8, lora_target="all", learning_rate=1.0e-4,
                          compile_layers=True),
 }
-
-
-def parse_value(v: str):
-    try:
-        return json.loads(v)
-    except Exception:
-        return v
 
 
 def metered_trainer(meter):
