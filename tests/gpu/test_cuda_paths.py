@@ -63,3 +63,13 @@ def test_bf16_training_with_automatic_attention_matches_sdpa(qwen2_model, train_
         losses[attn] = [r["loss"] for r in read_log(out) if "loss" in r]
     assert losses["auto"][-1] < losses["auto"][0]
     assert max(abs(a - b) for a, b in zip(losses["auto"], losses["sdpa"])) < 0.05
+
+
+def test_compiled_layers_train_like_eager_ones(qwen2_model, train_config, tmp_path):
+    losses = {}
+    for compiled in (True, False):
+        cfg = train_config(qwen2_model, output_dir=str(tmp_path / str(compiled)), compile_layers=compiled,
+                           bf16=True, max_steps=6, learning_rate=1e-3, dataloader_num_workers=0)
+        out = run_training(cfg).output_dir
+        losses[compiled] = [r["loss"] for r in read_log(out) if "loss" in r]
+    assert max(abs(a - b) for a, b in zip(losses[True], losses[False])) < 0.05
