@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tunesmith.model.attention import varlen_causal
+from tunesmith.model import attention
+from tunesmith.model.attention import register_varlen, varlen_causal
 from tunesmith.train.callbacks.log_file import read_log
 from tunesmith.train.chunked_loss import chunked_linear_cross_entropy
 from tunesmith.train.run import run_training
@@ -18,11 +19,14 @@ pytestmark = pytest.mark.gpu
 
 
 def segment_reference(q, k, v, cu, scale):
+    """The per-sequence SDPA path (float32 on the CPU: never the kernel)."""
     return varlen_causal(q.cpu().float(), k.cpu().float(), v.cpu().float(), cu.cpu(), 0, scale)
 
 
 @pytest.mark.skipif(torch_varlen_attn() is None, reason="this torch has no torch.nn.attention.varlen")
 def test_torch_varlen_kernel_equals_per_sequence_sdpa():
+    register_varlen()
+    assert attention._kernel is not None
     torch.manual_seed(0)
     lengths = [5, 130, 1, 77, 300]
     cu = torch.tensor([0] + torch.tensor(lengths).cumsum(0).tolist(), dtype=torch.int32, device="cuda")
@@ -61,6 +65,7 @@ def test_bf16_training_with_automatic_attention_matches_sdpa(qwen2_model, train_
         with caplog.at_level("INFO", logger="tunesmith"):
             out = run_training(cfg).output_dir
         losses[attn] = [r["loss"] for r in read_log(out) if "loss" in r]
+    assert "attention: tunesmith_varlen" in caplog.text or "attention: flash_attention_2" in caplog.text
     assert losses["auto"][-1] < losses["auto"][0]
     assert max(abs(a - b) for a, b in zip(losses["auto"], losses["sdpa"])) < 0.05
 

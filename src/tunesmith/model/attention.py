@@ -17,6 +17,8 @@ import logging
 import torch
 import torch.nn.functional as F
 
+from ..utils.versions import cuda_available, flash_attn_available, torch_varlen_attn
+
 logger = logging.getLogger(__name__)
 
 VARLEN = "tunesmith_varlen"
@@ -31,8 +33,6 @@ def choose_attention(flash_attn: str, packed: bool) -> str:
     """The transformers attn_implementation for a `flash_attn` setting, falling back to SDPA (with one
     warning) when the requested kernel cannot run here. ``packed``: training batches carry sequence
     boundaries and run in half precision (bf16/fp16), so `auto` may choose PyTorch's varlen flash kernel."""
-    from ..utils.versions import cuda_available, flash_attn_available, torch_varlen_attn
-
     cuda = cuda_available()
     if flash_attn == "auto":
         if cuda and flash_attn_available():
@@ -51,9 +51,15 @@ def choose_attention(flash_attn: str, packed: bool) -> str:
     return impl
 
 
+# PyTorch's varlen kernel, resolved once when the attention is registered (not inside a compiled region)
+_kernel = None
+
+
 def register_varlen() -> str:
     from transformers import AttentionInterface
 
+    global _kernel
+    _kernel = torch_varlen_attn()
     AttentionInterface.register(VARLEN, varlen_attention_forward)
     return VARLEN
 
@@ -83,11 +89,8 @@ def varlen_attention_forward(module, query, key, value, attention_mask, dropout:
 def varlen_causal(q, k, v, cu_seqlens, max_len: int, scale: float | None):
     """Causal attention inside each sequence of flattened (N, H, D) tensors: PyTorch's varlen flash kernel
     on CUDA in bf16/fp16, one SDPA call per sequence otherwise (the reference the kernel is tested against)."""
-    from ..utils.versions import torch_varlen_attn
-
-    kernel = torch_varlen_attn() if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16) else None
-    if kernel is not None:
-        return kernel(q, k, v, cu_seqlens, max_len, scale)
+    if _kernel is not None and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
+        return _kernel(q, k, v, cu_seqlens, max_len, scale)
     if k.shape[1] != q.shape[1]:
         k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
         v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)

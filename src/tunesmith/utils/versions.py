@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 
@@ -25,6 +26,7 @@ def bf16_supported() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+@functools.lru_cache(maxsize=1)
 def torch_varlen_attn():
     """PyTorch's variable-length flash attention as ``f(q, k, v, cu_seqlens, max_len, scale)`` (causal, GQA),
     or None where this torch has none. Its keyword arguments changed between releases (2.9: ``is_causal``;
