@@ -71,6 +71,7 @@ def test_varlen_attention_equals_the_block_diagonal_mask(qwen2_model):
     bounded = Collator(0, boundaries=True)(items)
     assert bounded["cu_seq_lens_q"].tolist() == [0, 3, 7, 8, 11, 16]  # sequences + each row's padding
     assert bounded["max_length_q"] == 5
+    assert Collator(0, width=13)(items)["input_ids"].shape == (2, 16)  # one shape for compiled layers
     with torch.no_grad():
         ref = masked(input_ids=plain["input_ids"], position_ids=plain["position_ids"], use_cache=False).logits
         got = varlen(**{k: v for k, v in bounded.items() if k != "labels"}).logits

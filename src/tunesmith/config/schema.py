@@ -191,8 +191,10 @@ class SpeedArgs:
         0, "Token-budget batching: each training micro-batch holds as many examples (or packed rows) as fit in this "
            "many tokens, padding included, grouped by length; replaces per_device_train_batch_size for training "
            "(0: off). Useful for unpacked data (packing: false, rm, dpo, kto).")
-    compile_layers: bool = opt(False, "torch.compile every decoder layer (CUDA; pays with the fixed-shape rows of "
-                                      "packing; the first steps compile).")
+    compile_layers: bool | None = opt(
+        None, "torch.compile every decoder layer (fewer kernel launches and less Python per step). Unset: on for "
+              "packed bf16/fp16 training on a CUDA GPU (rows then keep one shape), off otherwise and when "
+              "`torch_compile` compiles the whole model; the first steps compile.")
     pure_bf16: bool = opt(
         False, "LLaMA-Factory's pure bf16: weights, gradients and optimizer states in bfloat16, no float32 master "
                "copy and no autocast (less memory and traffic; updates below bf16 resolution are lost). CPU: "

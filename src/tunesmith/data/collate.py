@@ -33,20 +33,22 @@ class Collator:
     (``cu_seq_lens_q``... for a varlen attention kernel) instead of a mask; an unpacked row is its sequence
     followed by its padding as a second pseudo-sequence. ``loss_index``: every batch also carries the flat
     positions whose next token is trained (``loss_index``) and those targets (``loss_targets``), computed
-    here on the CPU for the chunked loss.
+    here on the CPU for the chunked loss. ``width``: pad every batch to at least this many tokens (one shape
+    for compiled layers).
     """
 
     def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 8, boundaries: bool = False,
-                 loss_index: bool = False) -> None:
+                 loss_index: bool = False, width: int = 0) -> None:
         self.pad_token_id = pad_token_id
         self.multiple = pad_to_multiple_of
         self.boundaries = boundaries
         self.loss_index = loss_index
+        self.width = width
 
     def __call__(self, items: list[dict]) -> dict:
         import torch
 
-        longest = max(len(item["input_ids"]) for item in items)
+        longest = max(self.width, *(len(item["input_ids"]) for item in items))
         width = -(-longest // self.multiple) * self.multiple if self.multiple else longest
         packed = "position_ids" in items[0]
         ids, labels, mask, positions = [], [], [], []

@@ -59,7 +59,7 @@ def load_model(args: ModelArgs, dtype, attn: str | None = None, head: str = "lm"
 
     path = resolve_model_path(args.model_name_or_path, args.cache_dir)
     impl = attn or choose_attention(args.flash_attn, packed)
-    logger.info("attention: %s%s", impl, " (packed sequences attend only within themselves)" if packed else "")
+    logger.info("attention: %s", impl)
     common = dict(trust_remote_code=args.trust_remote_code)
     auto = AutoModelForCausalLM
     if head == "score":

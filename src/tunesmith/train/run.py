@@ -117,10 +117,9 @@ def setup_model(cfg: Config, prepared, seed: int):
     from .token_training import build_gates, prepare_model
 
     dtype, overrides = precision(cfg)
-    half = dtype == torch.bfloat16 or (overrides.get("bf16", cfg.training.get("bf16"))
-                                       or overrides.get("fp16", cfg.training.get("fp16")))
+    packed_half = prepared.data.packed and half_precision(cfg)
     model = load_model(cfg.model, dtype, head=getattr(prepared.stage, "model_head", "lm"),
-                       pad_token_id=prepared.tokenizer.pad_token_id, packed=prepared.data.packed and bool(half))
+                       pad_token_id=prepared.tokenizer.pad_token_id, packed=packed_half)
     added = prepared.added
     grew = prepare_model(model, prepared.tokenizer, added, cfg.tokens, seed)
     if cfg.tokens.train_new_tokens_only:
@@ -136,7 +135,7 @@ def setup_model(cfg: Config, prepared, seed: int):
         for param in model.parameters():
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()  # trainable weights are kept in float32
-    if cfg.speed.compile_layers:
+    if layer_compilation(cfg, packed_half):
         compile_layers(model)
     trainable, total = count_parameters(model)
     logger.info("trainable params: %s || all params: %s || trainable%%: %.4f", f"{trainable:,}", f"{total:,}",
@@ -145,6 +144,23 @@ def setup_model(cfg: Config, prepared, seed: int):
         for name, param in model.named_parameters():
             logger.info("%s %s %s trainable=%s", name, tuple(param.shape), param.dtype, param.requires_grad)
     return model, gates, overrides
+
+
+def half_precision(cfg: Config) -> bool:
+    """Whether training runs in bf16/fp16 here (on a CUDA GPU; elsewhere precision() falls back to float32)."""
+    import torch
+
+    wanted = cfg.speed.pure_bf16 or cfg.training.get("bf16") or cfg.training.get("fp16")
+    return bool(wanted) and torch.cuda.is_available()
+
+
+def layer_compilation(cfg: Config, packed_half: bool) -> bool:
+    """`compile_layers`, or when unset: on for packed half-precision training on a CUDA GPU."""
+    import torch
+
+    if cfg.speed.compile_layers is not None:
+        return cfg.speed.compile_layers
+    return packed_half and torch.cuda.is_available() and not cfg.training.get("torch_compile")
 
 
 def compile_layers(model) -> None:
@@ -277,8 +293,9 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     head_loss = chunked_head_loss(cfg, model, args, token_weights) if stage_loss is None else None
     if hasattr(stage, "collator"):
         collator = stage.collator(tokenizer.pad_token_id)
-    else:
-        collator = Collator(tokenizer.pad_token_id, loss_index=head_loss is not None,
+    else:  # compiled layers see one row width: packed rows are padded to cutoff_len
+        width = cfg.data.cutoff_len if data.packed and layer_compilation(cfg, half_precision(cfg)) else 0
+        collator = Collator(tokenizer.pad_token_id, loss_index=head_loss is not None, width=width,
                             boundaries=model.config._attn_implementation in VARLEN_IMPLEMENTATIONS)
     reference, reference_facts = None, {}
     if getattr(stage, "uses_reference", lambda c: False)(cfg):
