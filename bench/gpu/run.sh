@@ -59,7 +59,7 @@ cp "$ASSETS/assets.json" "$RES/" 2>/dev/null
 LF="$LF_PY $H/harness/run_llamafactory.py --assets $ASSETS --skip-steps 10 --window-s $WINDOW_S --max-total-s 110 ${LF_CPU:-}"
 TS="$TS_PY $H/run_tunesmith.py --assets $ASSETS --skip-steps 10 --window-s $WINDOW_S --max-total-s 110"
 # RUNS: which runs, in order (the targets' runs first, then attribution variants while the budget lasts)
-RUNS=${RUNS:-"ts:full lf:neat_packing lf:full ts:lora lf:lora ts:full_compile ts:full_sdpa ts:full_standard_loss"}
+RUNS=${RUNS:-"ts:full lf:neat_packing lf:full ts:lora lf:lora ts:full_eager ts:full_sdpa ts:full_standard_loss"}
 for item in $RUNS; do
   fw=${item%%:*} variant=${item#*:}
   if [ "$fw" = lf ]; then run "lf_$variant" 150 $LF --variant "$variant" --out "$RES/lf_$variant.json"

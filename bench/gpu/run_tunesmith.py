@@ -32,15 +32,15 @@ BASE = dict(
 )
 
 VARIANTS = {
-    "full": {},  # tunesmith defaults
-    "full_compile": dict(compile_layers=True),
+    "full": {},  # tunesmith defaults (on a GPU: packing, chunked loss, varlen attention, compiled layers)
+    "full_eager": dict(compile_layers=False),
     "full_pure_bf16": dict(pure_bf16=True),
     "full_sdpa": dict(flash_attn="sdpa"),  # the block-diagonal mask instead of a varlen kernel
     "full_standard_loss": dict(chunked_loss=False),
     "full_unpacked": dict(packing=False),
     "lora": dict(finetuning_type="lora", lora_rank=8, lora_target="all", learning_rate=1.0e-4),
-    "lora_compile": dict(finetuning_type="lora", lora_rank=8, lora_target="all", learning_rate=1.0e-4,
-                         compile_layers=True),
+    "lora_eager": dict(finetuning_type="lora", lora_rank=8, lora_target="all", learning_rate=1.0e-4,
+                       compile_layers=False),
 }
 
 
