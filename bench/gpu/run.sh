@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One device call: the GPU SFT throughput of tunesmith and LLaMA-Factory 0.9.5, side by side on the same model
+# One device call: tunesmith's CUDA-only tests (tests/gpu), then the GPU SFT throughput of tunesmith and
+# LLaMA-Factory 0.9.5, side by side on the same model
 # (Qwen2.5-0.5B shape, random init, bf16), data (4,000 synthetic alpaca examples), batch (8), cutoff (2048) and
 # token meter (harness/common.py), then the table and the ratios against the targets (report.py).
 #
@@ -41,9 +42,10 @@ if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
       || { echo "wheel install ($set) failed: run bench/gpu/fetch_wheels.sh here and carry .whl"; exit 1; }
   done
   LF_PY="env PYTHONPATH=/tmp/site-lf python3"
-  TS_PY="env PYTHONPATH=/tmp/site-ts python3"
+  TS_PY="env PYTHONPATH=/tmp/site-ts:$REPO/src python3"
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit,memory.total --format=csv | tee "$RES/nvidia-smi.txt"
   run matmul 60 python3 "$H/harness/matmul.py" --out "$RES/matmul.json"
+  (cd "$REPO" && run gpu_tests 150 $TS_PY -m pytest -q tests/gpu -rs); tail -n 4 "$RES/logs/gpu_tests.log"
 else
   DEVICE=cpu
   [ "${BENCH_TINY:-}" = 1 ] || { echo "no CUDA GPU: run the CPU smoke test with BENCH_TINY=1"; exit 1; }
