@@ -20,9 +20,10 @@ import common  # noqa: E402
 TARGETS = [("tunesmith/full", "llamafactory/neat_packing", 2.5), ("tunesmith/full", "llamafactory/full", 9.0),
            ("tunesmith/lora", "llamafactory/lora", 8.0)]
 MFU_TARGET = ("tunesmith/full", 0.45)
-# peak memory compared: LF neat_packing trains the same 8 x 2048 packed rows; LF full and lora their padded batches of 8
-MEMORY_PAIRS = [("tunesmith/full", "llamafactory/neat_packing"), ("tunesmith/full", "llamafactory/full"),
-                ("tunesmith/lora", "llamafactory/lora")]
+# peak memory compared: LF neat_packing (and lora_neat_packing) train the same 8 x 2048 packed rows; LF full and
+# lora their own padded batches of 8 examples
+MEMORY_PAIRS = [("tunesmith/full", "llamafactory/neat_packing"), ("tunesmith/lora", "llamafactory/lora_neat_packing"),
+                ("tunesmith/full", "llamafactory/full"), ("tunesmith/lora", "llamafactory/lora")]
 
 
 def load(results_dir: str) -> tuple[dict, float | None, dict]:

@@ -52,20 +52,23 @@ else
   bash "$REPO/bench/preprocess/install_lf.sh" >/dev/null
   LF_PY="$REPO/bench/.venvs/lf/bin/python"
   TS_PY="$REPO/.venv/bin/python"
-  LF_CPU="--set bf16=false"  # LLaMA-Factory refuses bf16 without a GPU; tunesmith falls back by itself
+  LF_SETS="bf16=false"  # LLaMA-Factory refuses bf16 without a GPU; tunesmith falls back by itself
 fi
 echo "device $DEVICE, setup done t=$(elapsed)s"
 [ -f "$ASSETS/assets.json" ] || run assets 150 $TS_PY "$H/harness/make_assets.py" --out "$ASSETS" --device $DEVICE
 cp "$ASSETS/assets.json" "$RES/" 2>/dev/null
 
-LF="$LF_PY $H/harness/run_llamafactory.py --assets $ASSETS --skip-steps 10 --window-s $WINDOW_S --max-total-s 110 ${LF_CPU:-}"
+LF="$LF_PY $H/harness/run_llamafactory.py --assets $ASSETS --skip-steps 10 --window-s $WINDOW_S --max-total-s 110"
 TS="$TS_PY $H/run_tunesmith.py --assets $ASSETS --skip-steps 10 --window-s $WINDOW_S --max-total-s 110"
-# RUNS: which runs, in order (the targets' runs first, then attribution variants while the budget lasts)
-RUNS=${RUNS:-"ts:full lf:neat_packing lf:full ts:lora lf:lora ts:full_eager ts:full_sdpa ts:full_standard_loss"}
+# RUNS: which runs, in order (the targets' runs first, then attribution variants while the budget lasts).
+# lf:lora_neat_packing is LLaMA-Factory's LoRA on the same packed 8 x 2048 rows (the same-batch memory check).
+RUNS=${RUNS:-"ts:full lf:neat_packing lf:full ts:lora lf:lora lf:lora_neat_packing ts:full_eager ts:full_sdpa ts:full_standard_loss"}
 for item in $RUNS; do
   fw=${item%%:*} variant=${item#*:}
-  if [ "$fw" = lf ]; then run "lf_$variant" 150 $LF --variant "$variant" --out "$RES/lf_$variant.json"
-  else run "ts_$variant" 150 $TS --variant "$variant" --out "$RES/ts_$variant.json"; fi
+  if [ "$fw" = ts ]; then run "ts_$variant" 150 $TS --variant "$variant" --out "$RES/ts_$variant.json"
+  elif [ "$variant" = lora_neat_packing ]; then
+    run "lf_$variant" 150 $LF --variant lora --name "$variant" --out "$RES/lf_$variant.json" --set neat_packing=true ${LF_SETS:-}
+  else run "lf_$variant" 150 $LF --variant "$variant" --out "$RES/lf_$variant.json" ${LF_SETS:+--set $LF_SETS}; fi
 done
 $TS_PY "$H/report.py" "$RES" | tee "$OUT/summary.md"
 pack
