@@ -129,3 +129,19 @@ def test_compiled_layers_train_exactly_like_eager_ones(qwen2_model, train_config
             runs[compiled] = losses(run_training(cfg).output_dir)
     assert "compile_layers: 4 decoder layers compiled" in caplog.text
     assert max(abs(a - b) for a, b in zip(runs[True], runs[False])) < 1e-4
+
+
+def test_gpu_batches_are_copied_without_blocking(monkeypatch):
+    from tunesmith.train.run import gpu_input_arguments
+
+    assert gpu_input_arguments({}, 16, streaming=False) == {}  # this machine has no GPU: nothing changes
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert gpu_input_arguments({}, 16, streaming=False) == {
+        "dataloader_num_workers": 2, "dataloader_persistent_workers": True,
+        "accelerator_config": {"non_blocking": True}}
+    kept = gpu_input_arguments({"dataloader_num_workers": 0, "accelerator_config": {"non_blocking": False}}, 16,
+                               streaming=False)
+    assert kept == {"accelerator_config": {"non_blocking": False}}  # what the user set wins
+    assert "dataloader_num_workers" not in gpu_input_arguments({}, 16, streaming=True)
+    assert gpu_input_arguments({"dataloader_pin_memory": False}, 1, False)["accelerator_config"] == {
+        "non_blocking": False}

@@ -101,10 +101,30 @@ def training_arguments(cfg: Config, overrides: dict):
                     kwargs["dataloader_num_workers"], cores)
         kwargs["dataloader_num_workers"] = cores
     kwargs.pop("do_train", None)
+    kwargs.update(gpu_input_arguments(kwargs, cores, cfg.data.streaming))
     try:
         return TrainingArguments(**kwargs)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"invalid training arguments: {err}") from None
+
+
+def gpu_input_arguments(kwargs: dict, cores: int, streaming: bool) -> dict:
+    """On a CUDA GPU, batches are collated by worker processes (2 unless set; none for a stream, which is read
+    in one process) into pinned memory and copied without blocking, so the host never waits for the GPU to
+    drain before the next step's first kernel (a blocking copy synchronises the stream)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    out: dict = {}
+    if "dataloader_num_workers" not in kwargs and not streaming:
+        out["dataloader_num_workers"] = min(2, cores)
+        out["dataloader_persistent_workers"] = kwargs.get("dataloader_persistent_workers", True)
+    accelerator = kwargs.get("accelerator_config")
+    if accelerator is None or isinstance(accelerator, dict):
+        out["accelerator_config"] = {"non_blocking": bool(kwargs.get("dataloader_pin_memory", True)),
+                                     **(accelerator or {})}
+    return out
 
 
 def setup_model(cfg: Config, prepared, seed: int):
