@@ -7,15 +7,16 @@
 # On the GPU machine:  bash bench/gpu/run.sh          (carry .whl from bench/gpu/fetch_wheels.sh; ~8 minutes)
 # CPU smoke test:      BENCH_TINY=1 bash bench/gpu/run.sh   (tiny model; LLaMA-Factory from bench/.venvs/lf)
 # Results: $OUT (or bench/work/gpu) gets summary.md, results.tgz (JSONs and logs); commit summary.md as
-# bench/gpu/results-<gpu>-<date>.md.  Knobs: BUDGET_S (default 540), WINDOW_S (30), RUNS (see below).
+# bench/gpu/results-<gpu>-<date>.md.  Knobs: BUDGET_S (default 560), WINDOW_S (20), RUNS (see below).
+# Device call: command "bash bench/gpu/run.sh", carry [".whl"], timeout_s 600.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 H=$REPO/bench/gpu
 OUT=${OUT:-$REPO/bench/work/gpu}
 RES=${RES:-/tmp/bench_res}
 ASSETS=${ASSETS:-/tmp/bench_assets}
-BUDGET_S=${BUDGET_S:-540}
-WINDOW_S=${WINDOW_S:-30}
+BUDGET_S=${BUDGET_S:-560}
+WINDOW_S=${WINDOW_S:-20}
 T0=$(date +%s)
 mkdir -p "$OUT" "$RES/logs"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME=/tmp/hf \
@@ -55,17 +56,19 @@ else
   LF_SETS="bf16=false"  # LLaMA-Factory refuses bf16 without a GPU; tunesmith falls back by itself
 fi
 echo "device $DEVICE, setup done t=$(elapsed)s"
-[ -f "$ASSETS/assets.json" ] || run assets 150 $TS_PY "$H/harness/make_assets.py" --out "$ASSETS" --device $DEVICE
+# the assets are written with LLaMA-Factory's transformers (the older one; tunesmith's newer one reads them)
+[ -f "$ASSETS/assets.json" ] || run assets 150 $LF_PY "$H/harness/make_assets.py" --out "$ASSETS" --device $DEVICE
 cp "$ASSETS/assets.json" "$RES/" 2>/dev/null
 
 LF="$LF_PY $H/harness/run_llamafactory.py --assets $ASSETS --skip-steps 10 --window-s $WINDOW_S --max-total-s 110"
-TS="$TS_PY $H/run_tunesmith.py --assets $ASSETS --skip-steps 10 --window-s $WINDOW_S --max-total-s 110"
+# tunesmith's first steps compile the decoder layers (twice: then with dynamic shapes): more time before the window
+TS="$TS_PY $H/run_tunesmith.py --assets $ASSETS --skip-steps 10 --window-s $WINDOW_S --max-total-s 160"
 # RUNS: which runs, in order (the targets' runs first, then attribution variants while the budget lasts).
 # lf:lora_neat_packing is LLaMA-Factory's LoRA on the same packed 8 x 2048 rows (the same-batch memory check).
-RUNS=${RUNS:-"ts:full lf:neat_packing lf:full ts:lora lf:lora lf:lora_neat_packing ts:full_eager ts:full_sdpa ts:full_standard_loss"}
+RUNS=${RUNS:-"ts:full lf:neat_packing lf:full ts:lora lf:lora lf:lora_neat_packing ts:full_eager ts:full_sdpa"}
 for item in $RUNS; do
   fw=${item%%:*} variant=${item#*:}
-  if [ "$fw" = ts ]; then run "ts_$variant" 150 $TS --variant "$variant" --out "$RES/ts_$variant.json"
+  if [ "$fw" = ts ]; then run "ts_$variant" 200 $TS --variant "$variant" --out "$RES/ts_$variant.json"
   elif [ "$variant" = lora_neat_packing ]; then
     run "lf_$variant" 150 $LF --variant lora --name "$variant" --out "$RES/lf_$variant.json" --set neat_packing=true ${LF_SETS:-}
   else run "lf_$variant" 150 $LF --variant "$variant" --out "$RES/lf_$variant.json" ${LF_SETS:+--set $LF_SETS}; fi
