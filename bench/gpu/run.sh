@@ -54,6 +54,7 @@ else
   LF_PY="$REPO/bench/.venvs/lf/bin/python"
   TS_PY="$REPO/.venv/bin/python"
   LF_SETS="bf16=false"  # LLaMA-Factory refuses bf16 without a GPU; tunesmith falls back by itself
+  LOSS_ARGS="--tokens 1024 --vocab 8192 --reps 2"
 fi
 echo "device $DEVICE, setup done t=$(elapsed)s"
 # the assets are written with LLaMA-Factory's transformers (the older one; tunesmith's newer one reads them)
@@ -65,14 +66,17 @@ LF="$LF_PY $H/harness/run_llamafactory.py --assets $ASSETS --skip-steps 10 --win
 TS="$TS_PY $H/run_tunesmith.py --assets $ASSETS --skip-steps 10 --window-s $WINDOW_S --max-total-s 160"
 # RUNS: which runs, in order (the targets' runs first, then attribution variants while the budget lasts).
 # lf:lora_neat_packing is LLaMA-Factory's LoRA on the same packed 8 x 2048 rows (the same-batch memory check).
-RUNS=${RUNS:-"ts:full lf:neat_packing lf:full ts:lora lf:lora lf:lora_neat_packing ts:full_eager ts:full_sdpa"}
+# loss_path times the loss alone (standard vs chunked, loss_path.py).
+RUNS=${RUNS:-"ts:full lf:neat_packing lf:full ts:lora lf:lora loss_path lf:lora_neat_packing ts:full_eager ts:full_sdpa"}
 for item in $RUNS; do
   fw=${item%%:*} variant=${item#*:}
-  if [ "$fw" = ts ]; then run "ts_$variant" 200 $TS --variant "$variant" --out "$RES/ts_$variant.json"
+  if [ "$item" = loss_path ]; then run loss_path 90 $TS_PY "$H/loss_path.py" ${LOSS_ARGS:-}; cat "$RES/logs/loss_path.log"
+  elif [ "$fw" = ts ]; then run "ts_$variant" 200 $TS --variant "$variant" --out "$RES/ts_$variant.json"
   elif [ "$variant" = lora_neat_packing ]; then
     run "lf_$variant" 150 $LF --variant lora --name "$variant" --out "$RES/lf_$variant.json" --set neat_packing=true ${LF_SETS:-}
   else run "lf_$variant" 150 $LF --variant "$variant" --out "$RES/lf_$variant.json" ${LF_SETS:+--set $LF_SETS}; fi
 done
 $TS_PY "$H/report.py" "$RES" | tee "$OUT/summary.md"
+[ -f "$RES/logs/loss_path.log" ] && { echo; cat "$RES/logs/loss_path.log"; } >> "$OUT/summary.md"
 pack
 echo "done t=$(elapsed)s"
