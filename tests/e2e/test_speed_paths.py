@@ -120,11 +120,13 @@ def test_pure_bf16_on_a_cpu_falls_back_to_float32_with_one_warning(qwen2_model, 
     assert caplog.text.count("requested but no CUDA GPU is available") == 1
 
 
-def test_compiled_layers_train_exactly_like_eager_ones(qwen2_model, train_config, tmp_path, caplog):
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_compiled_layers_train_exactly_like_eager_ones(qwen2_model, train_config, tmp_path, caplog, method):
     runs = {}
     for compiled in (True, False):
         cfg = train_config(qwen2_model, output_dir=str(tmp_path / str(compiled)), compile_layers=compiled,
-                           flash_attn="varlen", max_steps=3, learning_rate=1e-3, dataloader_num_workers=0)
+                           finetuning_type=method, flash_attn="varlen", max_steps=3, learning_rate=1e-3,
+                           dataloader_num_workers=0)
         with caplog.at_level(logging.INFO, logger="tunesmith"):
             runs[compiled] = losses(run_training(cfg).output_dir)
     assert "compile_layers: 4 decoder layers compiled" in caplog.text
