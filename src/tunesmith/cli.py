@@ -188,8 +188,13 @@ def cmd_env(argv: list[str]) -> int:
             print(f"{name} not installed")
     import torch
 
+    from .model.attention import choose_attention
+    from .utils.versions import torch_varlen_attn
+
     print(f"cuda available: {torch.cuda.is_available()}"
           + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
+    print(f"torch varlen attention: {'available' if torch_varlen_attn() is not None else 'not available'}")
+    print(f"attention for packed bf16 training (flash_attn: auto): {choose_attention('auto', packed=True)}")
     print(f"cpu threads: {torch.get_num_threads()}")
     return 0
 
