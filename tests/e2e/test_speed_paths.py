@@ -100,7 +100,7 @@ def test_auto_attention_on_a_cpu_is_sdpa(caplog):
 
 
 def test_cuda_alloc_conf_is_set_unless_the_environment_has_one(monkeypatch, train_config, qwen2_model):
-    from tunesmith.train.run import allocator_settings
+    from tunesmith.train.speed import allocator_settings
 
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
     monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)
@@ -134,7 +134,7 @@ def test_compiled_layers_train_exactly_like_eager_ones(qwen2_model, train_config
 
 
 def test_gpu_batches_are_copied_without_blocking(monkeypatch):
-    from tunesmith.train.run import gpu_input_arguments
+    from tunesmith.train.speed import gpu_input_arguments
 
     assert gpu_input_arguments({}, 16, streaming=False) == {}  # this machine has no GPU: nothing changes
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

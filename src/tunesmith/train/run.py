@@ -15,6 +15,8 @@ from ..model.methods import apply_method, apply_new_rows_only
 from .callbacks.checkpoint_marker import CheckpointMarkerCallback, checkpoints, last_complete_checkpoint
 from .prepare import prepare
 from .save import write_run_card
+from .speed import (allocator_settings, chunked_head_loss, compile_layers, gpu_input_arguments, half_precision,
+                    layer_compilation, token_budget_batches)
 
 logger = logging.getLogger(__name__)
 
@@ -108,25 +110,6 @@ def training_arguments(cfg: Config, overrides: dict):
         raise ConfigError(f"invalid training arguments: {err}") from None
 
 
-def gpu_input_arguments(kwargs: dict, cores: int, streaming: bool) -> dict:
-    """On a CUDA GPU, batches are collated by worker processes (2 unless set; none for a stream, which is read
-    in one process) into pinned memory and copied without blocking, so the host never waits for the GPU to
-    drain before the next step's first kernel (a blocking copy synchronises the stream)."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return {}
-    out: dict = {}
-    if "dataloader_num_workers" not in kwargs and not streaming:
-        out["dataloader_num_workers"] = min(2, cores)
-        out["dataloader_persistent_workers"] = kwargs.get("dataloader_persistent_workers", True)
-    accelerator = kwargs.get("accelerator_config")
-    if accelerator is None or isinstance(accelerator, dict):
-        out["accelerator_config"] = {"non_blocking": bool(kwargs.get("dataloader_pin_memory", True)),
-                                     **(accelerator or {})}
-    return out
-
-
 def setup_model(cfg: Config, prepared, seed: int):
     """Model in the right dtype, tokens resized and initialised, the method applied, and the gates that
     decide what trains when. Returns (model, gates, TrainingArguments overrides)."""
@@ -151,7 +134,7 @@ def setup_model(cfg: Config, prepared, seed: int):
     gates = build_gates(model, prepared.tokenizer, added, cfg.tokens)
     if cfg.tokens.unfreeze_schedule:
         gates = gates.merged(build_schedule(model, cfg.tokens.unfreeze_schedule, added.all_ids))
-    if dtype != torch.bfloat16 or not cfg.speed.pure_bf16:
+    if not (cfg.speed.pure_bf16 and dtype == torch.bfloat16):
         for param in model.parameters():
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()  # trainable weights are kept in float32
@@ -164,70 +147,6 @@ def setup_model(cfg: Config, prepared, seed: int):
         for name, param in model.named_parameters():
             logger.info("%s %s %s trainable=%s", name, tuple(param.shape), param.dtype, param.requires_grad)
     return model, gates, overrides
-
-
-def half_precision(cfg: Config) -> bool:
-    """Whether training runs in bf16/fp16 here (on a CUDA GPU; elsewhere precision() falls back to float32)."""
-    import torch
-
-    wanted = cfg.speed.pure_bf16 or cfg.training.get("bf16") or cfg.training.get("fp16")
-    return bool(wanted) and torch.cuda.is_available()
-
-
-def layer_compilation(cfg: Config, packed_half: bool) -> bool:
-    """`compile_layers`, or when unset: on for packed half-precision training on a CUDA GPU."""
-    import torch
-
-    if cfg.speed.compile_layers is not None:
-        return cfg.speed.compile_layers
-    return packed_half and torch.cuda.is_available() and not cfg.training.get("torch_compile")
-
-
-def compile_layers(model) -> None:
-    """torch.compile each decoder layer in place (the layers share one compiled graph)."""
-    from ..model.methods import decoder_layers
-
-    prefix, n_layers = decoder_layers(model)
-    for layer in model.get_submodule(prefix):
-        layer.compile()
-    logger.info("compile_layers: %d decoder layers compiled with torch.compile (the first steps compile)", n_layers)
-
-
-def chunked_head_loss(cfg: Config, model, args, token_weights):
-    """The chunked causal-LM loss for this run, or None (with the reason) where it does not apply."""
-    import torch
-
-    from .head_loss import HeadLoss, chunked_loss_blocker
-
-    if not cfg.speed.chunked_loss:
-        return None
-    reason = chunked_loss_blocker(model)
-    if args.fsdp or args.deepspeed or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
-        reason = "FSDP/DeepSpeed shard the head's weight outside the forward pass"
-    if reason is not None:
-        logger.info("chunked_loss: not used because %s; the standard loss computes full logits", reason)
-        return None
-    dtype = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None  # autocast's matmul dtype
-    return HeadLoss(model, cfg.speed.loss_chunk_size, dtype, token_weights)
-
-
-def token_budget_batches(cfg: Config, data, args):
-    """The token-budget batch sampler of `max_tokens_per_batch`, or None."""
-    from ..data.collate import EncodedDataset
-    from ..data.sampler import example_cost
-    from .trainer import TokenBudgetBatchSampler
-
-    if not cfg.speed.max_tokens_per_batch:
-        return None
-    items = EncodedDataset(data.train)
-    batches = TokenBudgetBatchSampler([example_cost(items[i]) for i in range(len(items))],
-                                      cfg.speed.max_tokens_per_batch, seed=args.data_seed or args.seed,
-                                      shuffle=not cfg.data.disable_shuffling, phase_sizes=data.phase_sizes,
-                                      rank=args.process_index, world_size=args.world_size)
-    counts = batches.phase_batch_counts
-    logger.info("max_tokens_per_batch=%d: %d examples in %d micro-batches (%.1f per batch on average)",
-                cfg.speed.max_tokens_per_batch, len(items), sum(counts), len(items) / max(sum(counts), 1))
-    return batches
 
 
 def make_reference(cfg: Config, model, args):
@@ -274,13 +193,6 @@ def precompute_reference(stage_loss, reference, model, collator, data, args) -> 
                 len(data.train) + len(data.eval or []))
 
 
-def allocator_settings(cfg: Config) -> None:
-    """`cuda_alloc_conf` into the environment before CUDA allocates, unless the user set the variable."""
-    value = cfg.speed.cuda_alloc_conf
-    if value and not any(k in os.environ for k in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")):
-        os.environ["PYTORCH_CUDA_ALLOC_CONF"] = value
-
-
 def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     allocator_settings(cfg)
     from transformers import set_seed
@@ -314,7 +226,8 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     if hasattr(stage, "collator"):
         collator = stage.collator(tokenizer.pad_token_id)
     else:  # compiled layers see one row width: packed rows are padded to cutoff_len
-        width = cfg.data.cutoff_len if data.packed and layer_compilation(cfg, half_precision(cfg)) else 0
+        compiled = layer_compilation(cfg, data.packed and half_precision(cfg))
+        width = cfg.data.cutoff_len if data.packed and compiled else 0
         collator = Collator(tokenizer.pad_token_id, loss_index=head_loss is not None, width=width,
                             boundaries=model.config._attn_implementation in VARLEN_IMPLEMENTATIONS)
     reference, reference_facts = None, {}
