@@ -185,7 +185,7 @@ class SpeedArgs:
               "chunks, never materialising the batch's full-vocabulary logits (same loss and gradients, far less "
               "memory). The standard loss is used where the head is not a plain linear layer (an adapter or "
               "soft-capping on it) or evaluation needs the logits.")
-    loss_chunk_size: int = opt(0, "Positions per chunk of the chunked loss (0: automatic, about 1 GiB of "
+    loss_chunk_size: int = opt(0, "Positions per chunk of the chunked loss (0: automatic, at most 2 GiB of "
                                   "float32 logits per chunk).")
     max_tokens_per_batch: int = opt(
         0, "Token-budget batching: each training micro-batch holds as many examples (or packed rows) as fit in this "

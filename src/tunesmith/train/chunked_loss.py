@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import torch
 
-# Elements of one chunk's (positions x vocab) float32 logits when the chunk size is automatic: 1 GiB.
-AUTO_CHUNK_ELEMENTS = 2**28
+# Elements of one chunk's (positions x vocab) float32 logits when the chunk size is automatic: 2 GiB (fewer,
+# larger chunks: the head's weight gradient is accumulated once per chunk).
+AUTO_CHUNK_ELEMENTS = 2**29
 
 
 def auto_chunk_size(vocab_size: int) -> int:
@@ -26,10 +27,42 @@ def auto_chunk_size(vocab_size: int) -> int:
     return min(1 << (rows.bit_length() - 1), 8192)
 
 
+def chunk_terms(logits, bias, targets, factor, need_grad: bool, want_stats: bool):
+    """One chunk: (CE (c,), argmax hits (c,) or None, d loss / d logits (c, V) in the logits' dtype or None).
+
+    logits: (c, V) from the matmul; the log-sum-exp and the softmax are float32. The gradient is formed in
+    place of the float32 logits (softmax minus one-hot, times each position's factor) to keep one (c, V)
+    float32 buffer in eager mode; compiled, the passes fuse into a few kernels.
+    """
+    x = logits.float()
+    if bias is not None:
+        x = x + bias.float()
+    lse = torch.logsumexp(x, dim=-1)
+    ce = lse - x.gather(1, targets[:, None]).squeeze(1)
+    correct = x.argmax(-1) == targets if want_stats else None
+    if not need_grad:
+        return ce, correct, None
+    x.sub_(lse[:, None]).exp_()
+    x[torch.arange(x.shape[0], device=x.device), targets] -= 1.0
+    x.mul_(factor[:, None])
+    return ce, correct, x.to(logits.dtype)
+
+
+_compiled_terms = None
+
+
+def compiled_chunk_terms():
+    """chunk_terms through torch.compile (built on first use)."""
+    global _compiled_terms
+    if _compiled_terms is None:
+        _compiled_terms = torch.compile(chunk_terms, dynamic=None)
+    return _compiled_terms
+
+
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, position_weights, scale, chunk_size: int, compute_dtype,
-                want_stats: bool, grads: tuple[bool, bool, bool]):
+                want_stats: bool, grads: tuple[bool, bool, bool], terms):
         needs_grad = any(grads)
         n = hidden.shape[0]
         w = weight.to(compute_dtype)
@@ -44,27 +77,17 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
             stop = min(start + chunk_size, n)
             h = hidden[start:stop].to(compute_dtype)
             t = targets[start:stop]
-            logits = (h @ w.t()).float()  # (c, V)
-            if bias is not None:
-                logits += bias.float()
-            lse = torch.logsumexp(logits, dim=-1)
-            ce = lse - logits.gather(1, t[:, None]).squeeze(1)
+            ce, correct, g = terms(h @ w.t(), bias, t, factor[start:stop], needs_grad, want_stats)
             total += (ce * factor[start:stop]).sum()
             if want_stats:
                 ce_all[start:stop] = ce
-                correct_all[start:stop] = logits.argmax(-1) == t
-            if not needs_grad:
-                continue
-            grad_logits = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
-            grad_logits[torch.arange(stop - start, device=t.device), t] -= 1.0
-            grad_logits *= factor[start:stop, None]
-            g = grad_logits.to(compute_dtype)
+                correct_all[start:stop] = correct
             if grad_hidden is not None:
                 grad_hidden[start:stop] = (g @ w).to(hidden.dtype)
             if grad_weight is not None:
                 grad_weight += (g.t() @ h).float()
             if grad_bias is not None:
-                grad_bias += grad_logits.sum(0)
+                grad_bias += g.float().sum(0)
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
         ctx.weight_dtype = weight.dtype
         ctx.bias_dtype = bias.dtype if bias is not None else None
@@ -78,19 +101,21 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         out_hidden = grad_hidden * grad_total.to(grad_hidden.dtype) if grad_hidden is not None else None
         out_weight = (grad_weight * grad_total).to(ctx.weight_dtype) if grad_weight is not None else None
         out_bias = (grad_bias * grad_total).to(ctx.bias_dtype) if grad_bias is not None else None
-        return out_hidden, out_weight, out_bias, None, None, None, None, None, None, None
+        return out_hidden, out_weight, out_bias, None, None, None, None, None, None, None, None
 
 
 def chunked_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                                  scale: torch.Tensor | float, position_weights: torch.Tensor | None = None,
                                  bias: torch.Tensor | None = None, chunk_size: int = 0,
-                                 compute_dtype: torch.dtype | None = None, want_stats: bool = False):
+                                 compute_dtype: torch.dtype | None = None, want_stats: bool = False,
+                                 compiled: bool = False):
     """Σ_t w_t · CE(hidden_t @ weightᵀ + bias, targets_t) · scale, chunk by chunk.
 
     hidden: (N, H) the final hidden states of the N trained positions; weight: (V, H) the output head;
     targets: (N,) int64 target ids (all trained); position_weights: (N,) per-position loss weights (None: 1.0);
     scale: 0-dim tensor or float, usually 1 / trained tokens; chunk_size: positions per chunk (0: automatic);
     compute_dtype: dtype of the matmuls (None: the weight's; bf16 under autocast); the log-sum-exp is float32.
+    compiled: fuse each chunk's softmax passes with torch.compile (fewer passes over the chunk's logits).
     Returns (loss, ce, correct): the 0-dim float32 loss, and with ``want_stats`` the (N,) per-position CE and
     whether the argmax equals the target (detached), else None, None.
     """
@@ -105,4 +130,5 @@ def chunked_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, tar
     with torch.autocast(hidden.device.type, enabled=False):
         return _ChunkedLinearCrossEntropy.apply(hidden, weight, bias, targets, position_weights,
                                                 scale.to(device=hidden.device, dtype=torch.float32), chunk,
-                                                compute_dtype or weight.dtype, want_stats, grads)
+                                                compute_dtype or weight.dtype, want_stats, grads,
+                                                compiled_chunk_terms() if compiled else chunk_terms)

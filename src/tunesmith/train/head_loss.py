@@ -35,9 +35,10 @@ class HeadLoss:
     KEYS = ("loss_index", "loss_targets")
 
     def __init__(self, model, chunk_size: int = 0, compute_dtype: torch.dtype | None = None,
-                 token_weights: torch.Tensor | None = None) -> None:
+                 token_weights: torch.Tensor | None = None, compiled: bool = False) -> None:
         self.head = model.get_output_embeddings()
         self.chunk_size = chunk_size
+        self.compiled = compiled  # fuse each chunk's softmax passes with torch.compile
         self.compute_dtype = compute_dtype
         self.token_weights = token_weights  # (V,) per-target weights or None
         self.capturing = False
@@ -70,7 +71,7 @@ class HeadLoss:
         loss, ce, correct = chunked_linear_cross_entropy(
             hidden, head.weight, targets, scale, weights, bias=head.bias, chunk_size=self.chunk_size,
             compute_dtype=self.compute_dtype if self.compute_dtype is not None else head.weight.dtype,
-            want_stats=want_stats)
+            want_stats=want_stats, compiled=self.compiled)
         return loss, targets, ce, correct
 
     def remove(self) -> None:

@@ -222,11 +222,11 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     args = training_arguments(cfg, overrides)
     stage_loss = stage.make_loss(cfg) if hasattr(stage, "make_loss") else None
     token_weights = loss_weights(tokenizer, cfg.tokens, model.get_input_embeddings().weight.shape[0])
-    head_loss = chunked_head_loss(cfg, model, args, token_weights) if stage_loss is None else None
+    compiled = layer_compilation(cfg, data.packed and half_precision(cfg))
+    head_loss = chunked_head_loss(cfg, model, args, token_weights, compiled) if stage_loss is None else None
     if hasattr(stage, "collator"):
         collator = stage.collator(tokenizer.pad_token_id)
     else:  # compiled layers see one row width: packed rows are padded to cutoff_len
-        compiled = layer_compilation(cfg, data.packed and half_precision(cfg))
         width = cfg.data.cutoff_len if data.packed and compiled else 0
         collator = Collator(tokenizer.pad_token_id, loss_index=head_loss is not None, width=width,
                             boundaries=model.config._attn_implementation in VARLEN_IMPLEMENTATIONS)

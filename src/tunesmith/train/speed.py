@@ -57,8 +57,9 @@ def compile_layers(model) -> None:
     logger.info("compile_layers: %d decoder layers compiled with torch.compile (the first steps compile)", n_layers)
 
 
-def chunked_head_loss(cfg: Config, model, args, token_weights):
-    """The chunked causal-LM loss for this run, or None (with the reason) where it does not apply."""
+def chunked_head_loss(cfg: Config, model, args, token_weights, compiled: bool = False):
+    """The chunked causal-LM loss for this run, or None (with the reason) where it does not apply; ``compiled``
+    (with compiled layers) fuses each chunk's softmax passes too."""
     import torch
 
     from .head_loss import HeadLoss, chunked_loss_blocker
@@ -72,7 +73,7 @@ def chunked_head_loss(cfg: Config, model, args, token_weights):
         logger.info("chunked_loss: not used because %s; the standard loss computes full logits", reason)
         return None
     dtype = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None  # autocast's matmul dtype
-    return HeadLoss(model, cfg.speed.loss_chunk_size, dtype, token_weights)
+    return HeadLoss(model, cfg.speed.loss_chunk_size, dtype, token_weights, compiled=compiled)
 
 
 def token_budget_batches(cfg: Config, data, args):
