@@ -147,3 +147,17 @@ def test_gpu_batches_are_copied_without_blocking(monkeypatch):
     assert "dataloader_num_workers" not in gpu_input_arguments({}, 16, streaming=True)
     assert gpu_input_arguments({"dataloader_pin_memory": False}, 1, False)["accelerator_config"] == {
         "non_blocking": False}
+
+
+def test_layers_compile_by_default_only_for_packed_half_precision_gpu_training(monkeypatch, qwen2_model,
+                                                                               train_config):
+    from tunesmith.train.speed import layer_compilation
+
+    assert not layer_compilation(train_config(qwen2_model), packed_half=True)  # no GPU here
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert layer_compilation(train_config(qwen2_model), packed_half=True)
+    assert not layer_compilation(train_config(qwen2_model), packed_half=False)
+    assert not layer_compilation(train_config(qwen2_model, compile_layers=False), packed_half=True)
+    assert not layer_compilation(train_config(qwen2_model, torch_compile=True), packed_half=True)
+    assert not layer_compilation(train_config(qwen2_model, disable_gradient_checkpointing=False), packed_half=True)
+    assert layer_compilation(train_config(qwen2_model, compile_layers=True), packed_half=False)

@@ -15,8 +15,8 @@ from ..model.methods import apply_method, apply_new_rows_only
 from .callbacks.checkpoint_marker import CheckpointMarkerCallback, checkpoints, last_complete_checkpoint
 from .prepare import prepare
 from .save import write_run_card
-from .speed import (allocator_settings, chunked_head_loss, compile_layers, gpu_input_arguments, half_precision,
-                    layer_compilation, token_budget_batches)
+from .speed import (allocator_settings, checkpointing_arguments, chunked_head_loss, compile_layers,
+                    gpu_input_arguments, half_precision, layer_compilation, token_budget_batches)
 
 logger = logging.getLogger(__name__)
 
@@ -71,21 +71,6 @@ def precision(cfg: Config) -> tuple[object, dict]:
     if cfg.finetuning.finetuning_type == "full" or not (wants_bf16 or wants_fp16):
         return torch.float32, {}  # float32 master weights, autocast for bf16/fp16
     return (torch.bfloat16 if wants_bf16 else torch.float16), {}
-
-
-def checkpointing_arguments(cfg: Config) -> dict:
-    """LLaMA-Factory's `disable_gradient_checkpointing` / `use_reentrant_gc` as TrainingArguments. An explicit
-    `gradient_checkpointing` wins; unset, activation checkpointing stays off (faster; LLaMA-Factory's default
-    is on, to save memory)."""
-    disable = cfg.model.disable_gradient_checkpointing
-    on = cfg.training.get("gradient_checkpointing")
-    if on is None and disable is not None:
-        on = not disable
-    if not on:
-        return {"gradient_checkpointing": False} if on is not None else {}
-    kwargs = dict(cfg.training.get("gradient_checkpointing_kwargs") or {})
-    kwargs.setdefault("use_reentrant", cfg.model.use_reentrant_gc)
-    return {"gradient_checkpointing": True, "gradient_checkpointing_kwargs": kwargs}
 
 
 def training_arguments(cfg: Config, overrides: dict):

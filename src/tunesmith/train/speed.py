@@ -11,6 +11,21 @@ from ..config.schema import Config
 logger = logging.getLogger(__name__)
 
 
+def checkpointing_arguments(cfg: Config) -> dict:
+    """LLaMA-Factory's `disable_gradient_checkpointing` / `use_reentrant_gc` as TrainingArguments. An explicit
+    `gradient_checkpointing` wins; unset, activation checkpointing stays off (faster; LLaMA-Factory's default
+    is on, to save memory)."""
+    disable = cfg.model.disable_gradient_checkpointing
+    on = cfg.training.get("gradient_checkpointing")
+    if on is None and disable is not None:
+        on = not disable
+    if not on:
+        return {"gradient_checkpointing": False} if on is not None else {}
+    kwargs = dict(cfg.training.get("gradient_checkpointing_kwargs") or {})
+    kwargs.setdefault("use_reentrant", cfg.model.use_reentrant_gc)
+    return {"gradient_checkpointing": True, "gradient_checkpointing_kwargs": kwargs}
+
+
 def gpu_input_arguments(kwargs: dict, cores: int, streaming: bool) -> dict:
     """On a CUDA GPU, batches are collated by worker processes (2 unless set; none for a stream, which is read
     in one process) into pinned memory and copied without blocking, so the host never waits for the GPU to
@@ -39,12 +54,14 @@ def half_precision(cfg: Config) -> bool:
 
 
 def layer_compilation(cfg: Config, packed_half: bool) -> bool:
-    """`compile_layers`, or when unset: on for packed half-precision training on a CUDA GPU."""
+    """`compile_layers`, or when unset: on for packed half-precision training on a CUDA GPU, unless the whole
+    model is compiled (`torch_compile`) or activations are recomputed (gradient checkpointing)."""
     import torch
 
     if cfg.speed.compile_layers is not None:
         return cfg.speed.compile_layers
-    return packed_half and torch.cuda.is_available() and not cfg.training.get("torch_compile")
+    return (packed_half and torch.cuda.is_available() and not cfg.training.get("torch_compile")
+            and not checkpointing_arguments(cfg).get("gradient_checkpointing"))
 
 
 def compile_layers(model) -> None:
