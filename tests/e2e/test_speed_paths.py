@@ -161,3 +161,21 @@ def test_layers_compile_by_default_only_for_packed_half_precision_gpu_training(m
     assert not layer_compilation(train_config(qwen2_model, torch_compile=True), packed_half=True)
     assert not layer_compilation(train_config(qwen2_model, disable_gradient_checkpointing=False), packed_half=True)
     assert layer_compilation(train_config(qwen2_model, compile_layers=True), packed_half=False)
+
+
+def test_a_compile_failure_says_how_to_train_eagerly(qwen2_model, train_config, monkeypatch):
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    from tunesmith.config.errors import ConfigError
+    from tunesmith.train import trainer as trainer_module
+
+    def broken(self, *args, **kwargs):
+        raise BackendCompilerFailed(lambda *a: None, RuntimeError("triton is missing"), None)
+
+    monkeypatch.setattr(trainer_module.TunesmithTrainer, "train", broken)
+    with pytest.raises(ConfigError, match="set `compile_layers: false`"):
+        run_training(train_config(qwen2_model, compile_layers=True, max_steps=1))
+    monkeypatch.setattr(trainer_module.TunesmithTrainer, "train", lambda self, **kw: (_ for _ in ()).throw(
+        RuntimeError("out of memory")))
+    with pytest.raises(RuntimeError, match="out of memory"):  # other errors pass through unchanged
+        run_training(train_config(qwen2_model, compile_layers=True, max_steps=1))

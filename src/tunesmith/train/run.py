@@ -15,7 +15,7 @@ from ..model.methods import apply_method, apply_new_rows_only
 from .callbacks.checkpoint_marker import CheckpointMarkerCallback, checkpoints, last_complete_checkpoint
 from .prepare import prepare
 from .save import write_run_card
-from .speed import (allocator_settings, checkpointing_arguments, chunked_head_loss, compile_layers,
+from .speed import (allocator_settings, checkpointing_arguments, chunked_head_loss, compile_failure, compile_layers,
                     gpu_input_arguments, half_precision, layer_compilation, token_budget_batches)
 
 logger = logging.getLogger(__name__)
@@ -252,7 +252,14 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
         **(dict(compute_metrics=lambda p: special_token_f1(p.predictions, p.label_ids, special),
                 preprocess_logits_for_metrics=argmax_logits) if special and data.eval and not stage_loss else {}),
     )
-    result = trainer.train(resume_from_checkpoint=resume)
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+    except Exception as err:  # noqa: BLE001 - only torch.compile's errors are translated
+        if compiled and compile_failure(err):
+            raise ConfigError(f"compiling the decoder layers failed ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''}); set `compile_layers: false` "
+                              "to train them eagerly") from err
+        raise
     trainer.save_model(cfg.output_dir)
     trainer.save_state()
     train_loss = result.metrics.get("train_loss")

@@ -64,6 +64,13 @@ def layer_compilation(cfg: Config, packed_half: bool) -> bool:
             and not checkpointing_arguments(cfg).get("gradient_checkpointing"))
 
 
+def compile_failure(err: BaseException) -> bool:
+    """Whether an error came out of torch.compile (tracing or code generation)."""
+    from torch._dynamo.exc import TorchDynamoException
+
+    return isinstance(err, TorchDynamoException)
+
+
 def compile_layers(model) -> None:
     """torch.compile each decoder layer in place (the layers share one compiled graph)."""
     from ..model.methods import decoder_layers
