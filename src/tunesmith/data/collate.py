@@ -1,8 +1,7 @@
-"""Batching: pad rows to a common length (multiple of 8), or keep packed rows with restarting
-position ids and no attention mask (or with their sequences' boundaries for a varlen attention kernel), so
-that attention stays inside each packed sequence. Preference
-batches put several sequences of an example side by side (chosen and rejected; a reply and its KL
-counterpart)."""
+"""Batching: pad rows to a common length (multiple of 8), or keep packed rows with restarting position ids
+and no attention mask (or with their sequences' boundaries for a varlen attention kernel), so that attention
+stays inside each packed sequence. Preference batches put several sequences of an example side by side
+(chosen and rejected; a reply and its KL counterpart)."""
 
 from __future__ import annotations
 

@@ -148,13 +148,13 @@ def load_streaming_data(attrs, data: DataArgs, stage, tokenizer, template, seed:
     if 0 < data.val_size < 1:
         raise ConfigError("`val_size` must be a count (>= 1) with `streaming: true`: the stream's length is unknown")
     n_val = int(data.val_size)
-    stream = StreamingDataset(attrs, stage, tokenizer, template, data, seed, uses_packing(data, stage.name),
-                              skip=n_val)
+    packing = uses_packing(data, stage.name)
+    stream = StreamingDataset(attrs, stage, tokenizer, template, data, seed, packing, skip=n_val)
     eval_examples = stream.head(n_val) if n_val else None
     logger.info("streaming %s (%s); shuffle buffer of %d examples%s", ", ".join(a.name for a in attrs),
                 "interleaved" if data.mix_strategy.startswith("interleave") else "in the listed order",
                 data.buffer_size, f"; the first {n_val} examples are the evaluation split" if n_val else "")
-    return TrainingData(train=stream, eval=eval_examples, packed=stage.name == "pt" or uses_packing(data, stage.name))
+    return TrainingData(train=stream, eval=eval_examples, packed=stage.name == "pt" or packing)
 
 
 def load_training_data(data: DataArgs, stage, tokenizer, template, seed: int) -> TrainingData:
@@ -169,7 +169,8 @@ def load_training_data(data: DataArgs, stage, tokenizer, template, seed: int) ->
         splits = [take_validation(pool, n, seed) for pool, n in zip(pools, counts)]
         pools = [train for train, _ in splits]
         eval_examples = [ex for _, val in splits for ex in val]
-    if uses_packing(data, stage.name):
+    packing = uses_packing(data, stage.name)
+    if packing:
         before = sum(len(p) for p in pools)
         pools = [pack_examples(pool, data.cutoff_len) for pool in pools]
         logger.info("packing: %d sequences -> %d rows of at most %d tokens (no attention across sequences%s)",
@@ -182,7 +183,7 @@ def load_training_data(data: DataArgs, stage, tokenizer, template, seed: int) ->
         eval_examples = [ex for attr in eval_attrs
                          for ex in load_part(attr, stage, tokenizer, template, data, seed).examples]
     return TrainingData(train=train, eval=eval_examples, parts=parts, phase_sizes=phases,
-                        packed=stage.name == "pt" or uses_packing(data, stage.name))
+                        packed=stage.name == "pt" or packing)
 
 
 def mix(pools: list[list[EncodedExample]], names: list[str], data: DataArgs, seed: int
