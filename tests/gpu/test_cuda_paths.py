@@ -18,25 +18,24 @@ from tunesmith.utils.versions import torch_varlen_attn
 pytestmark = pytest.mark.gpu
 
 
-def segment_reference(q, k, v, cu, scale):
-    """The per-sequence SDPA path (float32 on the CPU: never the kernel)."""
-    return varlen_causal(q.cpu().float(), k.cpu().float(), v.cpu().float(), cu.cpu(), 0, scale)
-
-
 @pytest.mark.skipif(torch_varlen_attn() is None, reason="this torch has no torch.nn.attention.varlen")
-def test_torch_varlen_kernel_equals_per_sequence_sdpa():
+def test_torch_varlen_kernel_equals_per_sequence_sdpa_forward_and_backward():
     register_varlen()
     assert attention._kernel is not None
     torch.manual_seed(0)
     lengths = [5, 130, 1, 77, 300]
     cu = torch.tensor([0] + torch.tensor(lengths).cumsum(0).tolist(), dtype=torch.int32, device="cuda")
     n = sum(lengths)
-    q = torch.randn(n, 14, 64, device="cuda", dtype=torch.bfloat16)
-    k = torch.randn(n, 2, 64, device="cuda", dtype=torch.bfloat16)
-    v = torch.randn(n, 2, 64, device="cuda", dtype=torch.bfloat16)
+    q, k, v = (torch.randn(n, h, 64, device="cuda", dtype=torch.bfloat16).requires_grad_() for h in (14, 2, 2))
+    probe = torch.randn(n, 14, 64, device="cuda")
     got = varlen_causal(q, k, v, cu, max(lengths), 64 ** -0.5)
-    ref = segment_reference(q, k, v, cu, 64 ** -0.5)
-    torch.testing.assert_close(got.float().cpu(), ref, rtol=2e-2, atol=2e-2)
+    (got.float() * probe).sum().backward()
+    ref_inputs = [x.detach().cpu().float().requires_grad_() for x in (q, k, v)]
+    ref = varlen_causal(*ref_inputs, cu.cpu(), 0, 64 ** -0.5)  # float32 on the CPU: one SDPA call per sequence
+    (ref * probe.cpu()).sum().backward()
+    torch.testing.assert_close(got.float().cpu(), ref.detach(), rtol=2e-2, atol=2e-2)
+    for x, r in zip((q, k, v), ref_inputs):
+        torch.testing.assert_close(x.grad.float().cpu(), r.grad, rtol=5e-2, atol=5e-2)
 
 
 def test_bf16_chunked_loss_on_cuda_matches_an_autocast_head():

@@ -29,10 +29,15 @@ def bf16_supported() -> bool:
 @functools.lru_cache(maxsize=1)
 def torch_varlen_attn():
     """PyTorch's variable-length flash attention as ``f(q, k, v, cu_seqlens, max_len, scale)`` (causal, GQA),
-    or None where this torch has none. Its keyword arguments changed between releases (2.9: ``is_causal``;
-    later: ``window_size``, ``scale``, ``enable_gqa``); this adapts to the installed one."""
+    or None where this torch has none with a backward pass (it arrived forward-only; trainable from 2.10). Its
+    keyword arguments changed between releases (``is_causal``; then ``window_size`` and ``scale``; 2.12:
+    ``enable_gqa``); this adapts to the installed one."""
     import inspect
 
+    import torch
+
+    if tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < (2, 10):
+        return None
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:
