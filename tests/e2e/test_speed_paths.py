@@ -29,7 +29,8 @@ def trained_weights(out):
     dict(finetuning_type="full"),
     dict(finetuning_type="full", gradient_accumulation_steps=2, per_device_train_batch_size=2, packing=False),
     dict(finetuning_type="lora", token_loss_weights={"<|im_end|>": 3.0}),
-], ids=["full-packed", "full-accumulated-padded", "lora-weighted-tokens"])
+    dict(finetuning_type="lora", add_extra_id_tokens=2, extra_id_loss_weight=3.0),
+], ids=["full-packed", "full-accumulated-padded", "lora-weighted-tokens", "lora-new-token-rows"])
 def test_chunked_loss_trains_the_same_weights_as_the_standard_loss(qwen2_model, train_config, tmp_path, caplog,
                                                                    extra):
     runs = {}

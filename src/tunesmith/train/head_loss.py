@@ -16,10 +16,26 @@ from .chunked_loss import chunked_linear_cross_entropy
 LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 
 
+def head_linears(head) -> list[torch.nn.Linear] | None:
+    """The plain linear layers one of which computes the head's logits: the head itself, or the original and
+    the trained copies inside a peft ModulesToSaveWrapper (LoRA runs that train the embeddings in full);
+    None for anything else (a LoRA layer on the head, trainable-token rows), which the chunked loss cannot
+    serve."""
+    from peft.utils.other import ModulesToSaveWrapper
+
+    if type(head) is torch.nn.Linear:
+        return [head]
+    if isinstance(head, ModulesToSaveWrapper):
+        inner = [head.original_module, *head.modules_to_save.values()]
+        if all(type(m) is torch.nn.Linear for m in inner):
+            return inner
+    return None
+
+
 def chunked_loss_blocker(model) -> str | None:
     """Why the chunked loss cannot serve this model, or None when it can."""
     head = model.get_output_embeddings()
-    if type(head) is not torch.nn.Linear:
+    if head_linears(head) is None:
         return f"its output head is a {type(head).__name__}, not a plain linear layer"
     config = model.config.get_text_config()
     for key in LOGIT_TRANSFORMS:
@@ -36,19 +52,19 @@ class HeadLoss:
 
     def __init__(self, model, chunk_size: int = 0, compute_dtype: torch.dtype | None = None,
                  token_weights: torch.Tensor | None = None, compiled: bool = False) -> None:
-        self.head = model.get_output_embeddings()
         self.chunk_size = chunk_size
         self.compiled = compiled  # fuse each chunk's softmax passes with torch.compile
         self.compute_dtype = compute_dtype
         self.token_weights = token_weights  # (V,) per-target weights or None
         self.capturing = False
-        self.hidden = None
-        self.handle = self.head.register_forward_pre_hook(self._take_input)
+        self.hidden = self.used = None  # the head's input and the linear layer that received it
+        self.handles = [linear.register_forward_pre_hook(self._take_input)
+                        for linear in head_linears(model.get_output_embeddings())]
 
     def _take_input(self, module, args):
         if not self.capturing:
             return None
-        self.hidden = args[0]
+        self.hidden, self.used = args[0], module
         return (args[0][..., :0, :],)  # the head projects no position
 
     def __call__(self, model, inputs: dict, scale: torch.Tensor | float, want_stats: bool = False):
@@ -61,13 +77,12 @@ class HeadLoss:
             model(**inputs)
         finally:
             self.capturing = False
-        hidden, self.hidden = self.hidden, None
+        hidden, head, self.hidden, self.used = self.hidden, self.used, None, None
         hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index)
         weights = None
         if self.token_weights is not None:
             self.token_weights = self.token_weights.to(targets.device)
             weights = self.token_weights[targets]
-        head = self.head
         loss, ce, correct = chunked_linear_cross_entropy(
             hidden, head.weight, targets, scale, weights, bias=head.bias, chunk_size=self.chunk_size,
             compute_dtype=self.compute_dtype if self.compute_dtype is not None else head.weight.dtype,
@@ -75,4 +90,5 @@ class HeadLoss:
         return loss, targets, ce, correct
 
     def remove(self) -> None:
-        self.handle.remove()
+        for handle in self.handles:
+            handle.remove()
