@@ -58,7 +58,7 @@ def test_unsupported_llamafactory_key_says_so():
         build_config(raw(use_galore=True))
 
 
-@pytest.mark.parametrize("key,value", [("use_galore", False), ("enable_liger_kernel", "false"),
+@pytest.mark.parametrize("key,value", [("use_galore", False), ("use_unsloth", "false"),
                                        ("quantization_bit", None), ("upcast_layernorm", False)])
 def test_unsupported_llamafactory_option_left_off_is_accepted(key, value):
     cfg = build_config(raw(**{key: value}))

@@ -180,3 +180,13 @@ def test_a_compile_failure_says_how_to_train_eagerly(qwen2_model, train_config, 
         RuntimeError("out of memory")))
     with pytest.raises(RuntimeError, match="out of memory"):  # other errors pass through unchanged
         run_training(train_config(qwen2_model, compile_layers=True, max_steps=1))
+
+
+def test_llamafactory_liger_switch_runs_on_tunesmiths_own_paths(qwen2_model, train_config, tmp_path, caplog):
+    import sys
+
+    with caplog.at_level(logging.INFO, logger="tunesmith"):
+        run_training(train_config(qwen2_model, enable_liger_kernel=True, max_steps=1, dataloader_num_workers=0))
+    assert "enable_liger_kernel: tunesmith's chunked loss" in caplog.text
+    assert "chunked_loss: not used" not in caplog.text
+    assert "liger_kernel" not in sys.modules

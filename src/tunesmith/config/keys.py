@@ -39,7 +39,7 @@ UNSUPPORTED_LF_KEYS: dict[str, str] = {
         "video_min_pixels", "video_fps", "video_maxlen", "use_audio_in_video", "audio_sampling_rate",
         "freeze_vision_tower", "freeze_multi_modal_projector", "freeze_language_model", "media_dir")},
     **{k: "this backend/integration is not supported by tunesmith" for k in (
-        "use_unsloth", "use_unsloth_gc", "enable_liger_kernel", "mixture_of_depths", "use_kt", "kt_cpu_activation",
+        "use_unsloth", "use_unsloth_gc", "mixture_of_depths", "use_kt", "kt_cpu_activation",
         "kt_weight_path", "kt_non_expert_weight_path", "kt_expert_checkpoint_path", "kt_use_lora_experts",
         "kt_lora_expert_num", "kt_lora_expert_intermediate_size", "use_mca", "use_megatron_bridge",
         "megatron_bridge_args", "use_hyper_parallel", "hyper_parallel_args", "hyper_parallel_cp_size",

@@ -195,6 +195,10 @@ class SpeedArgs:
         None, "torch.compile every decoder layer (fewer kernel launches and less Python per step). Unset: on for "
               "packed bf16/fp16 training on a CUDA GPU (rows then keep one shape), off otherwise and when "
               "`torch_compile` compiles the whole model; the first steps compile.")
+    enable_liger_kernel: bool = opt(
+        False, "LLaMA-Factory's switch for Liger kernels. tunesmith's own paths do that work (the chunked loss is a "
+               "fused linear cross-entropy; compiled layers fuse the norms and activations), so true only says so "
+               "in the log; liger-kernel is never imported.")
     pure_bf16: bool = opt(
         False, "LLaMA-Factory's pure bf16: weights, gradients and optimizer states in bfloat16, no float32 master "
                "copy and no autocast (less memory and traffic; updates below bf16 resolution are lost). CPU: "

@@ -16,7 +16,7 @@ from .callbacks.checkpoint_marker import CheckpointMarkerCallback, checkpoints, 
 from .prepare import prepare
 from .save import write_run_card
 from .speed import (allocator_settings, checkpointing_arguments, chunked_head_loss, compile_failure, compile_layers,
-                    gpu_input_arguments, half_precision, layer_compilation, token_budget_batches)
+                    gpu_input_arguments, half_precision, layer_compilation, liger_note, token_budget_batches)
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +180,7 @@ def precompute_reference(stage_loss, reference, model, collator, data, args) -> 
 
 def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     allocator_settings(cfg)
+    liger_note(cfg)
     from transformers import set_seed
 
     from ..data.collate import Collator, EncodedDataset

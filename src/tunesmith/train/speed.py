@@ -81,6 +81,13 @@ def compile_layers(model) -> None:
     logger.info("compile_layers: %d decoder layers compiled with torch.compile (the first steps compile)", n_layers)
 
 
+def liger_note(cfg: Config) -> None:
+    """LLaMA-Factory's `enable_liger_kernel: true`: say which of tunesmith's paths stand in for it."""
+    if cfg.speed.enable_liger_kernel:
+        logger.info("enable_liger_kernel: tunesmith's chunked loss (a fused linear cross-entropy) and compiled "
+                    "decoder layers (fused norms and activations) do Liger's work; liger-kernel is not used")
+
+
 def chunked_head_loss(cfg: Config, model, args, token_weights, compiled: bool = False):
     """The chunked causal-LM loss for this run, or None (with the reason) where it does not apply; ``compiled``
     (with compiled layers) fuses each chunk's softmax passes too."""
