@@ -58,7 +58,7 @@ class Collator:
             labels.append(item["labels"] + [IGNORE_INDEX] * pad)
             if packed or self.boundaries:
                 # Padding forms its own pseudo-sequence (positions restart at 0); it is never trained.
-                positions.append(item.get("position_ids", list(range(n))) + list(range(pad)))
+                positions.append((item["position_ids"] if packed else list(range(n))) + list(range(pad)))
             else:
                 mask.append([1] * n + [0] * pad)
         batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
