@@ -34,20 +34,25 @@ class ModelArgs:
         (), "PEFT adapter dirs, comma-separated, applied in order.", list_sep=True)
     trust_remote_code: bool = opt(False, "Allow model code shipped with the checkpoint.")
     cache_dir: str | None = opt(None, "Where hub downloads are cached.")
-    model_revision: str = opt("main", "Model revision (branch, tag or commit) for hub ids.")
+    model_revision: str = opt("main", "Revision (branch, tag or commit hash) of a hub id, looked up in the local "
+                                      "cache; ignored for a local directory.")
     use_fast_tokenizer: bool = opt(True, "Use the fast (Rust) tokenizer.")
     train_from_scratch: bool = opt(False, "Randomly initialise the model from its config instead of loading weights.")
     flash_attn: str = opt(
         "auto", "Attention kernel. auto: flash-attention 2 when installed (CUDA), else PyTorch's varlen flash kernel "
                 "for packed training (CUDA), else SDPA; varlen / flex / sdpa / eager / fa2 / fa3 ask for one.",
         choices=("auto", "disabled", "sdpa", "fa2", "fa3", "eager", "flex", "varlen"))
-    low_cpu_mem_usage: bool = opt(True, "Load weights lazily to save host memory.")
+    low_cpu_mem_usage: bool = opt(
+        True, "Accepted for LLaMA-Factory compatibility: transformers 5 always loads weights lazily (the model is "
+              "built on the meta device and filled from the checkpoint), so false changes nothing (logged).")
     print_param_status: bool = opt(False, "Log every parameter's name, shape and trainable flag.")
     disable_gradient_checkpointing: bool | None = opt(
         None, "LLaMA-Factory's switch: false turns activation (gradient) checkpointing on, true keeps it off. Unset: "
               "tunesmith's default, off unless `gradient_checkpointing: true` (LLaMA-Factory turns it on).")
     use_reentrant_gc: bool = opt(True, "Reentrant activation checkpointing (as in LLaMA-Factory).")
-    hf_hub_token: str | None = opt(None, "Hub token (only used for hub ids already in the local cache).")
+    hf_hub_token: str | None = opt(
+        None, "Hub token, passed along when a hub id is looked up in the local cache; tunesmith never downloads, "
+              "so a cached model needs none (accepted for LLaMA-Factory compatibility).")
 
 
 @dataclass(frozen=True)

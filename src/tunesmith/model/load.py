@@ -13,8 +13,10 @@ from .attention import choose_attention
 logger = logging.getLogger(__name__)
 
 
-def resolve_model_path(name: str, cache_dir: str | None = None) -> str:
-    """A local directory as given, or the snapshot of a hub id already in the local cache."""
+def resolve_model_path(name: str, cache_dir: str | None = None, revision: str | None = None,
+                       token: str | None = None) -> str:
+    """A local directory as given, or the snapshot of a hub id already in the local cache: ``revision`` (a
+    branch, tag or commit hash; default main) picks the snapshot, ``token`` goes along with the lookup."""
     if Path(name).is_dir():
         return str(Path(name))
     looks_local = name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]
@@ -22,19 +24,25 @@ def resolve_model_path(name: str, cache_dir: str | None = None) -> str:
         try:
             from huggingface_hub import snapshot_download
 
-            return snapshot_download(name, cache_dir=cache_dir, local_files_only=True)
+            return snapshot_download(name, cache_dir=cache_dir, revision=revision, token=token, local_files_only=True)
         except Exception:  # noqa: BLE001 - any failure means "not available offline"
             pass
+    at = f" --revision {revision}" if revision not in (None, "main") else ""
     raise ConfigError(f"model `{name}` was not found: it is not a local directory and not in the local Hugging Face "
                       "cache. tunesmith never downloads at run time: download it first (e.g. "
-                      f"`huggingface-cli download {name} --local-dir models/{name.split('/')[-1]}`) and pass the "
+                      f"`huggingface-cli download {name}{at} --local-dir models/{name.split('/')[-1]}`) and pass the "
                       "local path as `model_name_or_path`.")
+
+
+def model_path(args: ModelArgs) -> str:
+    """``resolve_model_path`` with the run's `cache_dir`, `model_revision` and `hf_hub_token`."""
+    return resolve_model_path(args.model_name_or_path, args.cache_dir, args.model_revision, args.hf_hub_token)
 
 
 def load_tokenizer(args: ModelArgs):
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(args.model_name_or_path, args.cache_dir)
+    path = model_path(args)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=args.use_fast_tokenizer, local_files_only=True,
                                                   trust_remote_code=args.trust_remote_code)
@@ -57,9 +65,11 @@ def load_model(args: ModelArgs, dtype, attn: str | None = None, head: str = "lm"
     freshly initialised head, a reward checkpoint keeps its own."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    path = resolve_model_path(args.model_name_or_path, args.cache_dir)
+    path = model_path(args)
     impl = attn or choose_attention(args.flash_attn, packed)
     logger.info("attention: %s", impl)
+    if not args.low_cpu_mem_usage:
+        logger.info("low_cpu_mem_usage: false changes nothing: transformers 5 always loads weights lazily")
     common = dict(trust_remote_code=args.trust_remote_code)
     auto = AutoModelForCausalLM
     if head == "score":
