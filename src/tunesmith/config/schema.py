@@ -19,12 +19,12 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, list_se
 
 
 STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
-IMPLEMENTED_STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
 PREF_LOSSES = ("sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo")
 FINETUNING_TYPES = ("full", "freeze", "lora")
 INFER_BACKENDS = ("huggingface", "vllm", "sglang", "ktransformers")
 IMPLEMENTED_BACKENDS = ("huggingface", "vllm")
 REWARD_MODEL_TYPES = ("lora", "full", "api")
+TOOL_FORMATS = ("default", "qwen", "llama3", "mistral")  # templates/tools.py FORMATS (a test keeps them equal)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,9 @@ class DataArgs:
     tokenized_path: str | None = opt(None, "Save/load the tokenised dataset here.")
     default_system: str | None = opt(None, "System message used when an example has none.")
     enable_thinking: bool | None = opt(True, "Reasoning templates: keep thinking blocks.")
-    tool_format: str | None = opt(None, "Tool-call format override.")
+    tool_format: str | None = opt(
+        None, "How tools and function calls are written, instead of the template's own format: default "
+              "(ReAct-style Action lines), qwen (<tool_call> blocks), llama3 or mistral.", choices=TOOL_FORMATS)
     ignore_pad_token_for_loss: bool = opt(True, "Accepted for LLaMA-Factory compatibility; pads are never trained.")
     disable_shuffling: bool = opt(False, "Feed training examples in dataset order.")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .errors import ConfigError
-from .schema import IMPLEMENTED_BACKENDS, IMPLEMENTED_STAGES, Config
+from .schema import IMPLEMENTED_BACKENDS, Config
+from .unfreeze import parse_schedule
 
 Origins = dict[str, str]
 
@@ -35,12 +36,6 @@ def dataset_is_given(cfg: Config, origins: Origins) -> None:
 def trains_something(cfg: Config, origins: Origins) -> None:
     if cfg.training.get("do_train") is False:
         raise ConfigError(f"{_where(origins, 'do_train')}: `do_train` is false, so `tunesmith train` has nothing to do")
-
-
-def stage_is_implemented(cfg: Config, origins: Origins) -> None:
-    if cfg.stage not in IMPLEMENTED_STAGES:
-        raise ConfigError(f"{_where(origins, 'stage')}: stage `{cfg.stage}` is not available in this version of "
-                          f"tunesmith; available: {', '.join(IMPLEMENTED_STAGES)}")
 
 
 def finetuning_type_is_supported(cfg: Config, origins: Origins) -> None:
@@ -139,6 +134,14 @@ def streaming_needs_max_steps(cfg: Config, origins: Origins) -> None:
                           "(a stream has no known length, so epochs cannot be counted)")
 
 
+def unfreeze_schedule_readable(cfg: Config, origins: Origins) -> None:
+    """Syntax only: whether a module name exists is known once the model is loaded (train/schedule.py)."""
+    try:
+        parse_schedule(cfg.tokens.unfreeze_schedule)
+    except ConfigError as err:
+        raise ConfigError(f"{_where(origins, 'unfreeze_schedule')}: {err}") from None
+
+
 def token_training_modes_fit(cfg: Config, origins: Origins) -> None:
     tokens = cfg.tokens
     if tokens.unfreeze_schedule and cfg.finetuning.finetuning_type != "full":
@@ -187,6 +190,12 @@ def reference_options_fit(cfg: Config, origins: Origins) -> None:
         raise ConfigError(f"{_where(origins, 'precompute_ref_log_probs')}: `precompute_ref_log_probs` does not apply "
                           "to ppo: its replies are generated during training, so there is nothing to score in "
                           "advance; remove it")
+
+
+def precomputed_reference_in_memory(cfg: Config, origins: Origins) -> None:
+    if cfg.preference.precompute_ref_log_probs and cfg.data.streaming:
+        raise ConfigError(f"{_where(origins, 'precompute_ref_log_probs', 'streaming')}: `precompute_ref_log_probs` "
+                          "needs the data in memory (not `streaming: true`); remove one of the two")
 
 
 def token_weights_fit_stage(cfg: Config, origins: Origins) -> None:
@@ -309,6 +318,13 @@ def ppo_values_in_range(cfg: Config, origins: Origins) -> None:
         raise ConfigError(f"{_where(origins, 'top_p')}: `top_p` must be in (0, 1], got {gen.top_p}")
 
 
+def ppo_starts_fresh(cfg: Config, origins: Origins) -> None:
+    if cfg.stage == "ppo" and cfg.training.get("resume_from_checkpoint") not in (None, False, ""):
+        raise ConfigError(f"{_where(origins, 'resume_from_checkpoint')}: `resume_from_checkpoint` is not available "
+                          "for stage ppo; start a new run (a PPO checkpoint holds the policy and value head, usable "
+                          "as a starting model)")
+
+
 def ppo_options_fit(cfg: Config, origins: Origins) -> None:
     """What a PPO run cannot do: it reads prompts from memory and has no evaluation split or packing."""
     if cfg.stage != "ppo":
@@ -329,7 +345,6 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     model_is_given,
     output_dir_is_given,
     trains_something,
-    stage_is_implemented,
     finetuning_type_is_supported,
     dataset_is_given,
     adapters_only_with_lora,
@@ -341,18 +356,21 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     batch_values_positive,
     streaming_needs_max_steps,
     token_budget_fits,
+    unfreeze_schedule_readable,
     token_training_modes_fit,
     preference_values_in_range,
     reference_options_fit,
+    precomputed_reference_in_memory,
     token_weights_fit_stage,
     reward_model_fits,
     ppo_values_in_range,
     ppo_options_fit,
+    ppo_starts_fresh,
 )
 
 
 # Rules that only matter when a run trains and writes (not for `tunesmith data preview`).
-TRAINING_ONLY = (output_dir_is_given, trains_something)
+TRAINING_ONLY = (output_dir_is_given, trains_something, ppo_starts_fresh)
 
 # chat / api / export use a trained model: no data, no training rules.
 USING_A_MODEL = (model_is_given, finetuning_type_is_supported, backend_is_implemented, generating_values_in_range,
