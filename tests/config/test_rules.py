@@ -97,11 +97,15 @@ def test_unknown_stage_is_refused_by_its_choices():
         build_config(raw(stage="grpo"))
 
 
-@pytest.mark.parametrize("name", STAGES)
-def test_every_configurable_stage_is_implemented(name):
-    from tunesmith.stages.base import get_stage
+def test_every_configurable_stage_is_implemented():
+    """`stage`'s choices are the whole check on a stage name, so each must have its implementation."""
+    import importlib
 
-    assert get_stage(name).name == name
+    try:
+        stages = importlib.import_module("tunesmith.stages.registry")
+    except ModuleNotFoundError:  # the registry used to live in stages/base.py
+        stages = importlib.import_module("tunesmith.stages.base")
+    assert [stages.get_stage(name).name for name in STAGES] == list(STAGES)
 
 
 CHECK = """
