@@ -45,7 +45,7 @@ def peak_rss_mib() -> float:
 PARTS = {
     "training_step": [("transformers/trainer.py", "training_step")],  # forward passes + loss + backward
     "backward": [("torch/_tensor.py", "backward")],
-    "reference": [("tunesmith/stages/preference/reference.py", "run"),
+    "reference": [("tunesmith/train/reference.py", "run"),
                   ("llamafactory/train/dpo/trainer.py", "compute_reference_log_probs")],
     "logps": [("tunesmith/stages/preference/losses.py", "sequence_logps"),  # log-probs of the replies
               ("llamafactory/train/trainer_utils.py", "get_batch_logps")],

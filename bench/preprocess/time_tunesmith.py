@@ -112,7 +112,7 @@ def main() -> None:
                                             seed=int(cfg.training.get("seed", 42)))
     else:
         ts_prepare.load_training_data = measure(ts_prepare.load_training_data)
-        ts_prepare.prepare(cfg)
+        ts_prepare.prepare_as_planned(cfg)
     setup_s = time.perf_counter() - t0 - data_call["total_s"]
 
     if args.profile:

@@ -54,9 +54,9 @@ def cmd_data(argv: list[str]) -> int:
     offline_environment()
     setup_logging()
     from .data.preview import render_spans, stats_table
-    from .train.prepare import prepare
+    from .train.prepare import prepare_as_planned
 
-    prepared = prepare(cfg)
+    prepared = prepare_as_planned(cfg)
     data = prepared.data
     marker = "highlighted" if color else "between ⟦ and ⟧"
     head = data.train[:num] if isinstance(data.train, list) else data.train.head(num)
@@ -110,7 +110,7 @@ def cmd_chat(argv: list[str]) -> int:
     query = _take_option(argv, "--query", CHAT_USAGE)
     cfg = _model_config(argv, "infer", CHAT_USAGE)
     from .infer.chat import chat_loop, chat_once
-    from .infer.engine import create_engine
+    from .infer.backends import create_engine
 
     engine = create_engine(cfg)
     if query is not None:
@@ -132,7 +132,7 @@ def cmd_api(argv: list[str]) -> int:
     except ImportError as err:
         raise ConfigError(f"tunesmith api needs FastAPI and uvicorn ({err}); install them with "
                           "`pip install 'tunesmith[serve]'`") from None
-    from .infer.engine import create_engine
+    from .infer.backends import create_engine
 
     run_server(create_engine(cfg), settings)
     return 0

@@ -76,7 +76,7 @@ def test_unsupported_llamafactory_option_left_off_is_accepted(key, value):
      {"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": True}}),
 ])
 def test_llamafactory_gradient_checkpointing_switch(overrides, expected):
-    from tunesmith.train.speed import checkpointing_arguments
+    from tunesmith.train.plan import checkpointing_arguments
 
     assert checkpointing_arguments(build_config(raw(**overrides))) == expected
 

@@ -11,7 +11,7 @@ import pytest
 
 from tunesmith.data.load import load_training_data
 from tunesmith.model.load import load_tokenizer
-from tunesmith.stages.base import get_stage
+from tunesmith.data.kinds import get_kind
 from tunesmith.templates.builtin import get_template
 
 
@@ -26,7 +26,8 @@ def setup(tmp_path, data_dir, qwen2_model, train_config, monkeypatch):
         tok = load_tokenizer(cfg.model)
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="tunesmith"):
-            data = load_training_data(cfg.data, get_stage("sft"), tok, get_template(template), 0)
+            data = load_training_data(cfg.data, get_kind("supervised"), tok, get_template(template), 0,
+                                      pack=cfg.data.packing is not False)
         return data, "loaded from cache" in caplog.text
 
     return run, root

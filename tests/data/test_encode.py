@@ -98,7 +98,7 @@ def test_pretrain_rows_restart_positions_per_document(tok):
     assert got == flat[:len(got)] and len(flat) - len(got) <= 1
     assert all(len(r.input_ids) <= 8 for r in rows)
     for row in rows:
-        pos = row.meta["position_ids"]
+        pos = row.position_ids
         starts = [i for i, p in enumerate(pos) if p == 0]
         assert starts[0] == 0
         for s in starts:  # the first token of each piece is never predicted from the previous document

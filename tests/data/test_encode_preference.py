@@ -38,19 +38,19 @@ def test_pair_masks_train_exactly_each_reply_and_its_end_of_turn(tok, data_dir):
     (ex, *_), stats = encode_pairwise(pairs_of("pairs", data_dir), tok, QWEN3, cutoff_len=128)
     prompt = "<|im_start|>user\nWhat is 1+1?<|im_end|>\n<|im_start|>assistant\n"
     assert tok.decode(ex.input_ids) == prompt + "1+1=2<|im_end|>"
-    assert tok.decode(ex.meta["rejected_input_ids"]) == prompt + "1+1=5 maybe<|im_end|>"
+    assert tok.decode(ex.rejected_input_ids) == prompt + "1+1=5 maybe<|im_end|>"
     assert trained(tok, ex.input_ids, ex.labels) == "1+1=2<|im_end|>"
-    assert trained(tok, ex.meta["rejected_input_ids"], ex.meta["rejected_labels"]) == "1+1=5 maybe<|im_end|>"
+    assert trained(tok, ex.rejected_input_ids, ex.rejected_labels) == "1+1=5 maybe<|im_end|>"
     n_prompt = len(tok.encode(prompt, add_special_tokens=False))
-    assert ex.labels[:n_prompt] == [IGNORE_INDEX] * n_prompt == ex.meta["rejected_labels"][:n_prompt]
-    assert ex.input_ids[:n_prompt] == ex.meta["rejected_input_ids"][:n_prompt]
+    assert ex.labels[:n_prompt] == [IGNORE_INDEX] * n_prompt == ex.rejected_labels[:n_prompt]
+    assert ex.input_ids[:n_prompt] == ex.rejected_input_ids[:n_prompt]
     assert stats.kept == 8 and stats.dropped_empty == 0
 
 
 def test_alpaca_and_sharegpt_ranking_rows_encode_identically(tok, data_dir):
     a, _ = encode_pairwise(pairs_of("pairs", data_dir), tok, QWEN3, cutoff_len=128)
     b, _ = encode_pairwise(pairs_of("pairs_alpaca", data_dir), tok, QWEN3, cutoff_len=128)
-    assert [(e.input_ids, e.labels, e.meta) for e in a] == [(e.input_ids, e.labels, e.meta) for e in b]
+    assert a == b
 
 
 def test_multi_turn_history_is_prompt_only(tok, tmp_path):
@@ -67,9 +67,9 @@ def test_multi_turn_history_is_prompt_only(tok, tmp_path):
 
 def test_truncation_cuts_both_replies_to_one_budget(tok, data_dir):
     (ex, *_), stats = encode_pairwise(pairs_of("pairs", data_dir), tok, QWEN3, cutoff_len=12)
-    assert len(ex.input_ids) <= 12 and len(ex.meta["rejected_input_ids"]) <= 12
+    assert len(ex.input_ids) <= 12 and len(ex.rejected_input_ids) <= 12
     n_prompt = sum(1 for lab in ex.labels if lab == IGNORE_INDEX)
-    assert n_prompt == sum(1 for lab in ex.meta["rejected_labels"] if lab == IGNORE_INDEX)
+    assert n_prompt == sum(1 for lab in ex.rejected_labels if lab == IGNORE_INDEX)
     assert stats.truncated == 8
 
 
@@ -78,14 +78,14 @@ def test_feedback_rows_pair_each_prompt_with_the_previous_reply_for_kl(tok, data
     rows = load_rows(attr)
     convs, tags = zip(*(to_feedback(attr, row, i) for i, row in enumerate(rows)))
     examples, stats = encode_feedback(convs, tags, tok, QWEN3, cutoff_len=128)
-    assert [ex.meta["kto_tag"] for ex in examples] == [True, False] * 8
+    assert [ex.kto_tag for ex in examples] == [True, False] * 8
     first, second = examples[0], examples[1]
     assert trained(tok, first.input_ids, first.labels) == "1+1=2<|im_end|>"
     assert trained(tok, second.input_ids, second.labels) == "1+1=5 maybe<|im_end|>"
     # KL completion of row i: row i's prompt with row i-1's reply (row 0 takes the last row's)
-    assert trained(tok, second.meta["kl_input_ids"], second.meta["kl_labels"]) == "1+1=2<|im_end|>"
-    assert trained(tok, first.meta["kl_input_ids"], first.meta["kl_labels"]) == "6+3=12 maybe<|im_end|>"
-    assert tok.decode(first.meta["kl_input_ids"]).startswith("<|im_start|>user\nWhat is 1+1?")
+    assert trained(tok, second.kl_input_ids, second.kl_labels) == "1+1=2<|im_end|>"
+    assert trained(tok, first.kl_input_ids, first.kl_labels) == "6+3=12 maybe<|im_end|>"
+    assert tok.decode(first.kl_input_ids).startswith("<|im_start|>user\nWhat is 1+1?")
     assert stats.kept == 16
 
 
@@ -97,8 +97,8 @@ def test_cache_round_trips_every_meta_field(tok, data_dir, tmp_path):
     for name, exs in (("pairs", examples), ("feedback", feedback)):
         cache.save(tmp_path / f"{name}.npz", exs, stats)
         loaded, _ = cache.load(tmp_path / f"{name}.npz")
-        assert [(e.input_ids, e.labels, e.meta) for e in loaded] == [(e.input_ids, e.labels, e.meta) for e in exs]
-    assert isinstance(loaded[0].meta["kto_tag"], bool)
+        assert loaded == exs
+    assert isinstance(loaded[0].kto_tag, bool)
 
 
 BAD = [

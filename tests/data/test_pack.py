@@ -32,7 +32,7 @@ def test_pack_layout():
     exs = examples(100, [5, 3, 4])
     (row,) = pack_examples(exs, 12)
     assert row.input_ids == exs[0].input_ids + exs[1].input_ids + exs[2].input_ids
-    assert row.meta["position_ids"] == [0, 1, 2, 3, 4, 0, 1, 2, 0, 1, 2, 3]
+    assert row.position_ids == [0, 1, 2, 3, 4, 0, 1, 2, 0, 1, 2, 3]
     assert row.labels[0] == row.labels[5] == row.labels[8] == IGNORE_INDEX
 
 

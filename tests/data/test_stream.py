@@ -7,14 +7,16 @@ import pytest
 from tunesmith.config.errors import ConfigError
 from tunesmith.data.load import load_training_data
 from tunesmith.model.load import load_tokenizer
-from tunesmith.stages.base import get_stage
+from tunesmith.data.kinds import get_kind
 from tunesmith.templates.builtin import get_template
+from tunesmith.types import PackedRow
 from tunesmith.train.run import run_training
 
 
 def encoded(cfg):
     tok = load_tokenizer(cfg.model)
-    return load_training_data(cfg.data, get_stage(cfg.stage), tok, get_template(cfg.data.template), 0)
+    pack = cfg.data.packing is not False  # sft's default, as the run plan decides it
+    return load_training_data(cfg.data, get_kind("supervised"), tok, get_template(cfg.data.template), 0, pack=pack)
 
 
 def test_stream_yields_the_same_examples_as_memory(qwen2_model, train_config):
@@ -32,7 +34,7 @@ def test_stream_holds_out_the_first_examples_for_evaluation(qwen2_model, train_c
     assert len(data.eval) == 2 and len(list(data.train)) == 6
     packed = encoded(train_config(qwen2_model, streaming=True, val_size=2))  # packing is the sft default
     held_out = {tuple(ex.input_ids) for ex in packed.eval}
-    assert len(held_out) == 2 and all("position_ids" not in ex.meta for ex in packed.eval)
+    assert len(held_out) == 2 and not any(isinstance(ex, PackedRow) for ex in packed.eval)
     rows = list(packed.train)
     assert rows and all("position_ids" in row for row in rows)
     assert sum(row["sequences"] for row in rows) == 6  # every other example, packed

@@ -130,9 +130,9 @@ def test_adapter_reward_scores_like_the_reward_model_and_keeps_the_policy_traina
     from tunesmith.config.schema import FinetuningArgs, ModelArgs
     from tunesmith.model.load import load_model
     from tunesmith.model.methods import apply_method
-    from tunesmith.stages.rl.rewards import AdapterReward
-    from tunesmith.stages.rl.rollout import RolloutBatch
-    from tunesmith.stages.rm import RewardModel
+    from tunesmith.stages.rl.batch import RolloutBatch
+    from tunesmith.train.rl.reward_model import RewardModel
+    from tunesmith.train.rl.rewards import AdapterReward
 
     args = ModelArgs(model_name_or_path=str(sft_model))
     policy = apply_method(load_model(args, torch.float32), args, FinetuningArgs(finetuning_type="lora"))

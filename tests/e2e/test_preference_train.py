@@ -146,7 +146,7 @@ def test_reward_model_learns_and_scores_after_reload(method, qwen2_model, train_
     assert evals and "eval_rewards/margins" in evals[-1]
     assert card(out)["model_head"] == "score"
 
-    from tunesmith.stages.rm import RewardModel
+    from tunesmith.train.rl.reward_model import RewardModel
 
     reward = RewardModel.load(out)
     pairs = conversations(data_dir)

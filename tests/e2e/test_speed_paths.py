@@ -113,11 +113,15 @@ def test_cuda_alloc_conf_is_set_unless_the_environment_has_one(monkeypatch, trai
 
 
 def test_pure_bf16_on_a_cpu_falls_back_to_float32_with_one_warning(qwen2_model, train_config, caplog):
-    from tunesmith.train.run import precision
+    from tunesmith.stages.registry import get_stage
+    from tunesmith.train.plan import make_plan
+    from tunesmith.train.setup import training_arguments
 
+    cfg = train_config(qwen2_model, pure_bf16=True, bf16=True)
     with caplog.at_level(logging.WARNING, logger="tunesmith"):
-        dtype, overrides = precision(train_config(qwen2_model, pure_bf16=True, bf16=True))
-    assert dtype == torch.float32 and overrides["bf16"] is False
+        plan = make_plan(cfg, get_stage("sft"))
+    assert plan.load_dtype == "float32" and plan.autocast is None and plan.trainable_float32
+    assert training_arguments(cfg, plan).bf16 is False
     assert caplog.text.count("requested but no CUDA GPU is available") == 1
 
 
@@ -152,16 +156,16 @@ def test_gpu_batches_are_copied_without_blocking(monkeypatch):
 
 def test_layers_compile_by_default_only_for_packed_half_precision_gpu_training(monkeypatch, qwen2_model,
                                                                                train_config):
-    from tunesmith.train.speed import layer_compilation
+    from tunesmith.train.plan import layer_compilation
 
-    assert not layer_compilation(train_config(qwen2_model), packed_half=True)  # no GPU here
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert layer_compilation(train_config(qwen2_model), packed_half=True)
-    assert not layer_compilation(train_config(qwen2_model), packed_half=False)
-    assert not layer_compilation(train_config(qwen2_model, compile_layers=False), packed_half=True)
-    assert not layer_compilation(train_config(qwen2_model, torch_compile=True), packed_half=True)
-    assert not layer_compilation(train_config(qwen2_model, disable_gradient_checkpointing=False), packed_half=True)
-    assert layer_compilation(train_config(qwen2_model, compile_layers=True), packed_half=False)
+    assert not layer_compilation(train_config(qwen2_model), packed_half=True, cuda=False)  # no GPU
+    assert layer_compilation(train_config(qwen2_model), packed_half=True, cuda=True)
+    assert not layer_compilation(train_config(qwen2_model), packed_half=False, cuda=True)
+    assert not layer_compilation(train_config(qwen2_model, compile_layers=False), packed_half=True, cuda=True)
+    assert not layer_compilation(train_config(qwen2_model, torch_compile=True), packed_half=True, cuda=True)
+    assert not layer_compilation(train_config(qwen2_model, disable_gradient_checkpointing=False), packed_half=True,
+                                 cuda=True)
+    assert layer_compilation(train_config(qwen2_model, compile_layers=True), packed_half=False, cuda=True)
 
 
 def test_a_compile_failure_says_how_to_train_eagerly(qwen2_model, train_config, monkeypatch):

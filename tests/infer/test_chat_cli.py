@@ -15,7 +15,7 @@ from tunesmith.cli import main
 from tunesmith.config.errors import ConfigError
 from tunesmith.config.load import build_config
 from tunesmith.infer.chat import chat_loop
-from tunesmith.infer.engine import create_engine
+from tunesmith.infer.backends import create_engine
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "llamafactory"
 

@@ -8,7 +8,8 @@ import torch
 
 from tunesmith.config.errors import ConfigError
 from tunesmith.config.load import build_config
-from tunesmith.infer.engine import InvalidRequest, Sampling, _Decoder, create_engine, to_conversation
+from tunesmith.infer.backends import create_engine
+from tunesmith.infer.engine import InvalidRequest, Sampling, _Decoder, to_conversation
 from tunesmith.infer.load import stop_token_ids
 from tunesmith.templates.builtin import get_template
 

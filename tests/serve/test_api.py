@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from tunesmith.config.load import build_config
-from tunesmith.infer.engine import create_engine
+from tunesmith.infer.backends import create_engine
 from tunesmith.serve.app import create_app
 from tunesmith.serve.settings import ApiSettings, api_settings
 

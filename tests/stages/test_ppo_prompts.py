@@ -9,8 +9,9 @@ import pytest
 
 from tunesmith.config.schema import DataArgs
 from tunesmith.data.registry import DatasetAttr, parse_entry
-from tunesmith.stages.base import get_stage
-from tunesmith.stages.rl.rollout import RolloutBatch, reply_logprobs, stop_token_ids
+from tunesmith.data.kinds import get_kind
+from tunesmith.stages.rl.batch import RolloutBatch, reply_logprobs
+from tunesmith.templates.stops import stop_token_ids
 from tunesmith.templates.builtin import get_template
 
 QWEN3 = get_template("qwen3_nothink")
@@ -28,7 +29,7 @@ def attr_of(entry: dict) -> DatasetAttr:
 
 
 def encode(tok, entry, rows, cutoff_len=128):
-    return get_stage("ppo").encode(attr_of(entry), rows, tok, QWEN3, DataArgs(cutoff_len=cutoff_len))
+    return get_kind("prompt").encode(attr_of(entry), rows, tok, QWEN3, DataArgs(cutoff_len=cutoff_len))
 
 
 def test_prompts_are_the_sft_prompts_and_replies_are_ignored(tok):

@@ -23,7 +23,7 @@ def batch(qwen2_model, data_dir):
     attr = get_dataset_attrs(("pairs",), data_dir)[0]
     pairs = [to_pair(attr, row, i) for i, row in enumerate(load_rows(attr))]
     examples, _ = encode_pairwise(pairs, tok, get_template("qwen3_nothink"), cutoff_len=128)
-    return PairCollator(tok.pad_token_id)([{"input_ids": e.input_ids, "labels": e.labels, **e.meta}
+    return PairCollator(tok.pad_token_id)([e.item()
                                             for e in examples[:4]])
 
 

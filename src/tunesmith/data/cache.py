@@ -1,7 +1,7 @@
 """Cache of encoded datasets, keyed by everything that changes the encoding.
 
 The key hashes the data file contents, the registry entry, the tokenizer (its full serialised form and
-special tokens), the template, the stage, cutoff_len and the masking options, caps and seed. Any change
+special tokens), the template, the data kind, cutoff_len and the masking options, caps and seed. Any change
 to one of them gives a new key, so a stale cache is never read. Entries are written atomically.
 Location: `tokenized_path` if set, else $TUNESMITH_CACHE_DIR, else ~/.cache/tunesmith/tokenized.
 """
@@ -19,13 +19,13 @@ from pathlib import Path
 
 from .. import __version__
 from ..config.schema import DataArgs
-from ..types import EncodedExample
+from ..types import RECORDS, EncodedExample
 from .encode import EncodeStats
 from .registry import DatasetAttr
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # 2: every meta field stored (meta_keys); bump when the layout changes
+CACHE_FORMAT = 3  # 3: typed records (the record class and its fields); bump when the layout changes
 
 _ENCODING_KEYS = ("cutoff_len", "train_on_prompt", "mask_history", "max_samples", "default_system",
                   "enable_thinking", "tool_format")
@@ -48,12 +48,12 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(attr: DatasetAttr, stage_name: str, tokenizer, template, data: DataArgs, seed: int) -> str:
+def cache_key(attr: DatasetAttr, kind_name: str, tokenizer, template, data: DataArgs, seed: int) -> str:
     tokenizer_id = hashlib.blake2b(tokenizer.backend_tokenizer.to_str().encode(), digest_size=16).hexdigest()
     parts = {
         "version": __version__,
         "format": CACHE_FORMAT,
-        "stage": stage_name,
+        "kind": kind_name,
         "data": _file_digest(Path(attr.source)),
         "attr": asdict(attr) | {"source": None},
         "tokenizer": [tokenizer_id, tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token],
@@ -106,23 +106,23 @@ def load(path: Path) -> tuple[list[EncodedExample], EncodeStats] | None:
             offsets = npz["offsets"].tolist()
             ids, labels = npz["input_ids"].tolist(), npz["labels"].tolist()
             stats = EncodeStats(**json.loads(str(npz["stats"])))
-            meta_keys = json.loads(str(npz["meta_keys"])) if "meta_keys" in npz else {}
-            meta = {key: _read_meta(npz, key, kind, offsets) for key, kind in meta_keys.items()}
+            record = RECORDS[str(npz["record"])]
+            field_kinds = json.loads(str(npz["field_kinds"]))
+            extra = {key: _read_field(npz, key, kind, offsets) for key, kind in field_kinds.items()}
     except (OSError, ValueError, KeyError, TypeError):
         return None  # unreadable entry (e.g. another version's layout): encode again and overwrite it
-    examples = []
-    for i, (start, end) in enumerate(zip(offsets, offsets[1:])):
-        examples.append(EncodedExample(ids[start:end], labels[start:end], meta={k: v[i] for k, v in meta.items()}))
+    examples = [record(ids[start:end], labels[start:end], **{k: v[i] for k, v in extra.items()})
+                for i, (start, end) in enumerate(zip(offsets, offsets[1:]))]
     return examples, stats
 
 
-def _read_meta(npz, key: str, kind: str, offsets: list[int]) -> list:
-    """A meta field per example: `aligned` sequences share the example's offsets, `seq` have their own,
+def _read_field(npz, key: str, kind: str, offsets: list[int]) -> list:
+    """A record field per example: `aligned` sequences share the example's offsets, `seq` have their own,
     `scalar` is one value per example."""
-    values = npz[f"meta.{key}"].tolist()
+    values = npz[f"field.{key}"].tolist()
     if kind == "scalar":
         return values
-    bounds = offsets if kind == "aligned" else npz[f"meta_offsets.{key}"].tolist()
+    bounds = offsets if kind == "aligned" else npz[f"field_offsets.{key}"].tolist()
     return [values[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
@@ -141,22 +141,26 @@ def save(path: Path, examples: list[EncodedExample], stats: EncodeStats) -> None
         "offsets": np.asarray(offsets, dtype=np.int64),
         "stats": np.asarray(json.dumps({f.name: getattr(stats, f.name) for f in fields(stats)})),
     }
-    meta_keys: dict[str, str] = {}
-    for key, first in (examples[0].meta.items() if examples else ()):
-        if isinstance(first, list):
-            aligned = all(len(ex.meta[key]) == len(ex.input_ids) for ex in examples)
-            meta_keys[key] = "aligned" if aligned else "seq"
+    record = type(examples[0]) if examples else EncodedExample
+    if any(type(ex) is not record for ex in examples):
+        raise TypeError("a cache entry holds one record type")
+    field_kinds: dict[str, str] = {}
+    for key in (f.name for f in fields(record) if f.name not in ("input_ids", "labels")):
+        values = [getattr(ex, key) for ex in examples]
+        if isinstance(values[0], list):
+            aligned = all(len(v) == len(ex.input_ids) for v, ex in zip(values, examples))
+            field_kinds[key] = "aligned" if aligned else "seq"
             bounds = offsets if aligned else [0]
             if not aligned:
-                for ex in examples:
-                    bounds.append(bounds[-1] + len(ex.meta[key]))
-                arrays[f"meta_offsets.{key}"] = np.asarray(bounds, dtype=np.int64)
-            arrays[f"meta.{key}"] = np.fromiter(chain.from_iterable(ex.meta[key] for ex in examples),
-                                                dtype=np.int32, count=bounds[-1])
+                for v in values:
+                    bounds.append(bounds[-1] + len(v))
+                arrays[f"field_offsets.{key}"] = np.asarray(bounds, dtype=np.int64)
+            arrays[f"field.{key}"] = np.fromiter(chain.from_iterable(values), dtype=np.int32, count=bounds[-1])
         else:
-            meta_keys[key] = "scalar"
-            arrays[f"meta.{key}"] = np.asarray([ex.meta[key] for ex in examples])
-    arrays["meta_keys"] = np.asarray(json.dumps(meta_keys))
+            field_kinds[key] = "scalar"
+            arrays[f"field.{key}"] = np.asarray(values)
+    arrays["record"] = np.asarray(record.__name__)
+    arrays["field_kinds"] = np.asarray(json.dumps(field_kinds))
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with tmp.open("wb") as fh:
         np.savez(fh, **arrays)

@@ -7,21 +7,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..types import IGNORE_INDEX
+from ..types import IGNORE_INDEX, CausalBatch, EncodedExample, FeedbackBatch, PairBatch
 
 
 class EncodedDataset:
-    """A map-style dataset over encoded examples (what transformers.Trainer iterates)."""
+    """A map-style dataset over encoded records (what transformers.Trainer iterates). ``extra``: values
+    computed for each example after encoding (e.g. precomputed reference log-probs), kept beside the
+    records instead of written into them: records are shared with the tokenized cache."""
 
-    def __init__(self, examples: Sequence) -> None:
+    def __init__(self, examples: Sequence[EncodedExample], extra: Sequence[dict] | None = None) -> None:
         self.examples = list(examples)
+        self.extra = list(extra) if extra is not None else None
+        if self.extra is not None and len(self.extra) != len(self.examples):
+            raise ValueError(f"{len(self.extra)} extra values for {len(self.examples)} examples")
 
     def __len__(self) -> int:
         return len(self.examples)
 
     def __getitem__(self, index: int) -> dict:
-        ex = self.examples[index]
-        return {"input_ids": ex.input_ids, "labels": ex.labels, **ex.meta}
+        item = self.examples[index].item()
+        if self.extra is not None:
+            item.update(self.extra[index])
+        return item
 
 
 class Collator:
@@ -44,7 +51,7 @@ class Collator:
         self.loss_index = loss_index
         self.width = width
 
-    def __call__(self, items: list[dict]) -> dict:
+    def __call__(self, items: list[dict]) -> CausalBatch:
         import torch
 
         longest = max(self.width, *(len(item["input_ids"]) for item in items))
@@ -61,7 +68,7 @@ class Collator:
                 positions.append((item["position_ids"] if packed else list(range(n))) + list(range(pad)))
             else:
                 mask.append([1] * n + [0] * pad)
-        batch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
+        batch: CausalBatch = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
         if positions:
             batch["position_ids"] = torch.tensor(positions)
         else:
@@ -107,7 +114,7 @@ class PairCollator:
         self.pad_token_id = pad_token_id
         self.multiple = pad_to_multiple_of
 
-    def __call__(self, items: list[dict]) -> dict:
+    def __call__(self, items: list[dict]) -> PairBatch:
         import torch
 
         rows = [(it["input_ids"], it["labels"]) for it in items]
@@ -127,7 +134,7 @@ class FeedbackCollator:
         self.pad_token_id = pad_token_id
         self.multiple = pad_to_multiple_of
 
-    def __call__(self, items: list[dict]) -> dict:
+    def __call__(self, items: list[dict]) -> FeedbackBatch:
         import torch
 
         batch = pad_rows([(it["input_ids"], it["labels"]) for it in items], self.pad_token_id, self.multiple)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..templates.base import Template
-from ..types import IGNORE_INDEX, Conversation, EncodedExample
+from ..types import IGNORE_INDEX, Conversation, EncodedExample, PackedRow
 
 
 @dataclass
@@ -118,7 +118,7 @@ def _assemble(pairs: list[tuple[list[int], list[int]]], cutoff_len: int, train_o
 
 
 def encode_pretrain(texts: Sequence[str], tokenizer, cutoff_len: int, add_eos: bool = True
-                    ) -> tuple[list[EncodedExample], EncodeStats]:
+                    ) -> tuple[list[PackedRow], EncodeStats]:
     """Documents + EOS, concatenated and cut into rows of ``cutoff_len`` tokens.
 
     Each row carries ``position_ids`` that restart at every document start, so attention never crosses
@@ -128,14 +128,14 @@ def encode_pretrain(texts: Sequence[str], tokenizer, cutoff_len: int, add_eos: b
     eos_id = tokenizer.eos_token_id if add_eos else None
     docs = tokenize_texts(tokenizer, texts)
     stats = EncodeStats(examples=len(docs))
-    out: list[EncodedExample] = []
+    out: list[PackedRow] = []
     ids: list[int] = []
     pos: list[int] = []
     labels: list[int] = []
 
     def flush() -> None:
         if any(label != IGNORE_INDEX for label in labels):
-            out.append(EncodedExample(list(ids), list(labels), meta={"position_ids": list(pos)}))
+            out.append(PackedRow(list(ids), list(labels), list(pos)))
         ids.clear(), pos.clear(), labels.clear()
 
     for doc in docs:

@@ -5,11 +5,13 @@ prompt and never trains; the reply trains with its end-of-turn token. Truncation
 the prompt and of each reply, sharing ``cutoff_len`` between them as LLaMA-Factory does (the longer of
 the two replies sets the reply budget, so chosen and rejected are cut alike).
 
-Pairs (rm, dpo): the example's ``input_ids``/``labels`` are prompt + chosen; ``meta["rejected_input_ids"]``
-and ``meta["rejected_labels"]`` are prompt + rejected.
-Feedback (kto): ``input_ids``/``labels`` are prompt + reply, ``meta["kto_tag"]`` says whether the reply is
-desirable, and ``meta["kl_input_ids"]``/``meta["kl_labels"]`` pair the prompt with the previous example's
-reply (a mismatched completion, for KTO's KL estimate).
+Pairs (types.PairExample): ``input_ids``/``labels`` are prompt + chosen, ``rejected_input_ids`` and
+``rejected_labels`` prompt + rejected.
+Feedback (types.FeedbackExample): ``input_ids``/``labels`` are prompt + reply, ``kto_tag`` says whether the
+reply is desirable, and ``kl_input_ids``/``kl_labels`` pair the prompt with the previous example's reply (a
+mismatched completion, for KTO's KL estimate).
+Prompts (ppo): an EncodedExample holding the prompt (system, history, the last user turn, the assistant
+header), nothing trained: the policy writes the replies.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 
 from ..config.errors import ConfigError
 from ..templates.base import Template
-from ..types import IGNORE_INDEX, Conversation, EncodedExample
+from ..types import IGNORE_INDEX, Conversation, EncodedExample, FeedbackExample, PairExample
 from .encode import EncodeStats, split_budget, tokenize_texts
 
 
@@ -50,11 +52,11 @@ def _join(prompt: list[int], reply: list[int]) -> tuple[list[int], list[int]]:
 
 def encode_pairwise(pairs: Sequence[tuple[Conversation, Conversation]], tokenizer, template: Template,
                     cutoff_len: int, default_system: str | None = None
-                    ) -> tuple[list[EncodedExample], EncodeStats]:
+                    ) -> tuple[list[PairExample], EncodeStats]:
     chosen = render_prompt_and_reply([c for c, _ in pairs], tokenizer, template, default_system)
     rejected = render_prompt_and_reply([r for _, r in pairs], tokenizer, template, default_system)
     stats = EncodeStats(examples=len(pairs))
-    out: list[EncodedExample] = []
+    out: list[PairExample] = []
     for row, ((prompt, good), (prompt_r, bad)) in enumerate(zip(chosen, rejected)):
         if prompt != prompt_r:  # the template renders the prompt independently of the reply
             raise ConfigError(f"row {row}: the prompt renders differently before the chosen and the rejected reply")
@@ -68,8 +70,7 @@ def encode_pairwise(pairs: Sequence[tuple[Conversation, Conversation]], tokenize
             continue
         ids, labels = _join(prompt, good)
         rejected_ids, rejected_labels = _join(prompt, bad)
-        out.append(EncodedExample(ids, labels, meta={"rejected_input_ids": rejected_ids,
-                                                     "rejected_labels": rejected_labels}))
+        out.append(PairExample(ids, labels, rejected_ids, rejected_labels))
         stats.kept += 1
         stats.tokens += len(ids) + len(rejected_ids)
         stats.trained_tokens += len(good) + len(bad)
@@ -83,10 +84,10 @@ def _cut(prompt: list[int], reply: list[int], cutoff_len: int) -> tuple[list[int
 
 def encode_feedback(convs: Sequence[Conversation], tags: Sequence[bool], tokenizer, template: Template,
                     cutoff_len: int, default_system: str | None = None
-                    ) -> tuple[list[EncodedExample], EncodeStats]:
+                    ) -> tuple[list[FeedbackExample], EncodeStats]:
     rendered = render_prompt_and_reply(convs, tokenizer, template, default_system)
     stats = EncodeStats(examples=len(convs))
-    out: list[EncodedExample] = []
+    out: list[FeedbackExample] = []
     for row, ((prompt, reply), tag) in enumerate(zip(rendered, tags)):
         kl_reply = rendered[row - 1][1]  # the previous example's reply (the last one's for row 0)
         prompt_t, reply_t, truncated = _cut(prompt, reply, cutoff_len)
@@ -98,9 +99,26 @@ def encode_feedback(convs: Sequence[Conversation], tags: Sequence[bool], tokeniz
             continue
         ids, labels = _join(prompt_t, reply_t)
         kl_ids, kl_labels = _join(kl_prompt, kl_reply)
-        out.append(EncodedExample(ids, labels, meta={"kto_tag": bool(tag), "kl_input_ids": kl_ids,
-                                                     "kl_labels": kl_labels}))
+        out.append(FeedbackExample(ids, labels, bool(tag), kl_ids, kl_labels))
         stats.kept += 1
         stats.tokens += len(ids)
         stats.trained_tokens += len(reply_t)
+    return out, stats
+
+
+def encode_prompts(convs: Sequence[Conversation], tokenizer, template: Template, cutoff_len: int,
+                   default_system: str | None = None) -> tuple[list[EncodedExample], EncodeStats]:
+    """Each conversation's prompt, exactly as the prompt of an sft example; a prompt longer than
+    ``cutoff_len`` is dropped (cut, it would lose its assistant header)."""
+    rendered = render_prompt_and_reply(convs, tokenizer, template, default_system)
+    stats = EncodeStats(examples=len(convs))
+    out: list[EncodedExample] = []
+    for row, (prompt, _) in enumerate(rendered):
+        if len(prompt) > cutoff_len:
+            stats.dropped_empty += 1
+            stats.dropped_rows.append(row)
+            continue
+        out.append(EncodedExample(prompt, [IGNORE_INDEX] * len(prompt)))
+        stats.kept += 1
+        stats.tokens += len(prompt)
     return out, stats

@@ -1,7 +1,7 @@
 """From dataset names to encoded training (and evaluation) examples.
 
-registry -> files -> rows (capped by num_samples / max_samples) -> stage.encode -> packed (optional)
--> validation split -> mixed (concat / interleave_* / sequential phases).
+registry -> files -> rows (capped by num_samples / max_samples) -> the data kind's encoder (data/kinds.py)
+-> packed (when the run plan says so) -> validation split -> mixed (concat / interleave_* / sequential phases).
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ from ..types import EncodedExample
 from . import cache
 from .encode import EncodeStats
 from .files import load_rows
+from .kinds import DataKind
 from .mix import interleave
 from .pack import pack_examples
 from .registry import DatasetAttr, get_dataset_attrs
 
 logger = logging.getLogger(__name__)
-
-PAIRED_STAGES = ("rm", "dpo", "kto", "ppo")
-
 
 @dataclass
 class DatasetPart:
@@ -41,7 +39,7 @@ class TrainingData:
     eval: list[EncodedExample] | None
     parts: list[DatasetPart] = field(default_factory=list)
     phase_sizes: list[int] | None = None  # sequential mixing: consecutive example counts per dataset
-    packed: bool = False  # training rows carry restarting position_ids (pt, packed sft)
+    packed: bool = False  # training rows carry restarting position_ids (PackedRow: text, packed sequences)
 
     @property
     def stats(self) -> EncodeStats:
@@ -49,17 +47,6 @@ class TrainingData:
         for part in self.parts:
             total.merge(part.stats)
         return total
-
-
-def uses_packing(data: DataArgs, stage_name: str) -> bool:
-    """pt rows are always packed (by construction); sft packs unless `packing: false` (packed sequences never
-    attend to each other, and the loss covers the same tokens, so it is safe); preference examples (several
-    sequences compared with each other) are never packed."""
-    requested = bool(data.packing or data.neat_packing)
-    if requested and stage_name in PAIRED_STAGES:
-        logger.warning("packing is not applied in stage %s: its examples are groups of sequences compared with "
-                       "each other; each group is padded as a batch instead", stage_name)
-    return stage_name == "sft" and (requested or data.packing is None)
 
 
 def cap_rows(attr: DatasetAttr, rows: list[dict], data: DataArgs, seed: int) -> list[dict]:
@@ -89,15 +76,15 @@ def gc_paused():
             gc.enable()
 
 
-def load_part(attr: DatasetAttr, stage, tokenizer, template, data: DataArgs, seed: int) -> DatasetPart:
+def load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: DataArgs, seed: int) -> DatasetPart:
     with gc_paused():
-        return _load_part(attr, stage, tokenizer, template, data, seed)
+        return _load_part(attr, kind, tokenizer, template, data, seed)
 
 
-def _load_part(attr: DatasetAttr, stage, tokenizer, template, data: DataArgs, seed: int) -> DatasetPart:
+def _load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: DataArgs, seed: int) -> DatasetPart:
     cached_at = None
     if attr.load_from == "file" and Path(attr.source).exists():
-        cached_at = cache.cache_path(attr, cache.cache_key(attr, stage.name, tokenizer, template, data, seed), data)
+        cached_at = cache.cache_path(attr, cache.cache_key(attr, kind.name, tokenizer, template, data, seed), data)
         hit = None if data.overwrite_cache else cache.load(cached_at)
         if hit is not None:
             logger.info("dataset %s: %d encoded sequences loaded from cache %s", attr.name, len(hit[0]), cached_at)
@@ -105,7 +92,7 @@ def _load_part(attr: DatasetAttr, stage, tokenizer, template, data: DataArgs, se
     rows = cap_rows(attr, load_rows(attr), data, seed)
     if not rows:
         raise ConfigError(f"dataset `{attr.name}` ({attr.source}) is empty")
-    examples, stats = stage.encode(attr, rows, tokenizer, template, data)
+    examples, stats = kind.encode(attr, rows, tokenizer, template, data)
     if not examples:
         raise ConfigError(f"dataset `{attr.name}`: no example has a trained token after encoding "
                           f"({stats.dropped_empty} of {stats.examples} dropped; is `cutoff_len` "
@@ -142,26 +129,28 @@ def take_validation(examples: list[EncodedExample], n_val: int, seed: int
     return ([ex for i, ex in enumerate(examples) if i not in val_idx], [examples[i] for i in sorted(val_idx)])
 
 
-def load_streaming_data(attrs, data: DataArgs, stage, tokenizer, template, seed: int) -> TrainingData:
+def load_streaming_data(attrs, data: DataArgs, kind: DataKind, tokenizer, template, seed: int, pack: bool
+                        ) -> TrainingData:
     from .stream import StreamingDataset
 
     if 0 < data.val_size < 1:
         raise ConfigError("`val_size` must be a count (>= 1) with `streaming: true`: the stream's length is unknown")
     n_val = int(data.val_size)
-    packing = uses_packing(data, stage.name)
-    stream = StreamingDataset(attrs, stage, tokenizer, template, data, seed, packing, skip=n_val)
+    stream = StreamingDataset(attrs, kind, tokenizer, template, data, seed, pack, skip=n_val)
     eval_examples = stream.head(n_val) if n_val else None
     logger.info("streaming %s (%s); shuffle buffer of %d examples%s", ", ".join(a.name for a in attrs),
                 "interleaved" if data.mix_strategy.startswith("interleave") else "in the listed order",
                 data.buffer_size, f"; the first {n_val} examples are the evaluation split" if n_val else "")
-    return TrainingData(train=stream, eval=eval_examples, packed=stage.name == "pt" or packing)
+    return TrainingData(train=stream, eval=eval_examples, packed=kind.packed_rows or pack)
 
 
-def load_training_data(data: DataArgs, stage, tokenizer, template, seed: int) -> TrainingData:
+def load_training_data(data: DataArgs, kind: DataKind, tokenizer, template, seed: int, pack: bool = False
+                       ) -> TrainingData:
+    """``pack``: lay the examples (single sequences of a packable kind) into shared rows of cutoff_len."""
     attrs = get_dataset_attrs(data.dataset, data.dataset_dir)
     if data.streaming:
-        return load_streaming_data(attrs, data, stage, tokenizer, template, seed)
-    parts = [load_part(attr, stage, tokenizer, template, data, seed) for attr in attrs]
+        return load_streaming_data(attrs, data, kind, tokenizer, template, seed, pack)
+    parts = [load_part(attr, kind, tokenizer, template, data, seed) for attr in attrs]
     pools = [part.examples for part in parts]
     eval_examples: list[EncodedExample] | None = None
     if not data.eval_dataset and data.val_size > 0:
@@ -169,8 +158,7 @@ def load_training_data(data: DataArgs, stage, tokenizer, template, seed: int) ->
         splits = [take_validation(pool, n, seed) for pool, n in zip(pools, counts)]
         pools = [train for train, _ in splits]
         eval_examples = [ex for _, val in splits for ex in val]
-    packing = uses_packing(data, stage.name)
-    if packing:
+    if pack:
         before = sum(len(p) for p in pools)
         pools = [pack_examples(pool, data.cutoff_len) for pool in pools]
         logger.info("packing: %d sequences -> %d rows of at most %d tokens (no attention across sequences%s)",
@@ -181,9 +169,9 @@ def load_training_data(data: DataArgs, stage, tokenizer, template, seed: int) ->
     if data.eval_dataset:
         eval_attrs = get_dataset_attrs(data.eval_dataset, data.dataset_dir)
         eval_examples = [ex for attr in eval_attrs
-                         for ex in load_part(attr, stage, tokenizer, template, data, seed).examples]
+                         for ex in load_part(attr, kind, tokenizer, template, data, seed).examples]
     return TrainingData(train=train, eval=eval_examples, parts=parts, phase_sizes=phases,
-                        packed=stage.name == "pt" or packing)
+                        packed=kind.packed_rows or pack)
 
 
 def mix(pools: list[list[EncodedExample]], names: list[str], data: DataArgs, seed: int

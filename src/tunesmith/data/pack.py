@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
-from ..types import IGNORE_INDEX, EncodedExample
+from ..types import IGNORE_INDEX, EncodedExample, PackedRow
 
 
 def best_fit_bins(lengths: Sequence[int], capacity: int) -> list[list[int]]:
@@ -34,7 +34,7 @@ def best_fit_bins(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return bins
 
 
-def pack_examples(examples: Sequence[EncodedExample], cutoff_len: int) -> list[EncodedExample]:
+def pack_examples(examples: Sequence[EncodedExample], cutoff_len: int) -> list[PackedRow]:
     """Pack examples (each at most ``cutoff_len`` long) into rows of at most ``cutoff_len`` tokens."""
     bins = best_fit_bins([len(e.input_ids) for e in examples], cutoff_len)
     rows = []
@@ -43,14 +43,10 @@ def pack_examples(examples: Sequence[EncodedExample], cutoff_len: int) -> list[E
         ids: list[int] = []
         labels: list[int] = []
         positions: list[int] = []
-        weights: list[float] | None = [] if examples[members[0]].loss_weights is not None else None
         for i in members:
             ex = examples[i]
             ids += ex.input_ids
             labels += [IGNORE_INDEX] + ex.labels[1:]
             positions += list(range(len(ex.input_ids)))
-            if weights is not None:
-                weights += ex.loss_weights or [1.0] * len(ex.input_ids)
-        rows.append(EncodedExample(ids, labels, weights, meta={"position_ids": positions,
-                                                               "sequences": len(members)}))
+        rows.append(PackedRow(ids, labels, positions, len(members)))
     return rows

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..types import IGNORE_INDEX, EncodedExample
+from ..types import IGNORE_INDEX, EncodedExample, FeedbackExample, PairExample
 from .load import TrainingData
 
 ANSI_TRAINED, ANSI_RESET = "\033[1;32m", "\033[0m"
@@ -13,14 +13,13 @@ def render_spans(tokenizer, example: EncodedExample, color: bool = False) -> str
     """Decode ``input_ids``, wrapping every run of trained tokens (label != -100) in markers or colour.
     Preference examples show their other sequences too (the rejected reply; KTO's tag and KL pairing)."""
     text = _spans(tokenizer, example.input_ids, example.labels, color)
-    meta = example.meta
-    if "rejected_input_ids" in meta:
+    if isinstance(example, PairExample):
         text = ("[chosen]\n" + text + "\n[rejected]\n"
-                + _spans(tokenizer, meta["rejected_input_ids"], meta["rejected_labels"], color))
-    if "kto_tag" in meta:
-        text = (f"[{'desirable' if meta['kto_tag'] else 'undesirable'}]\n" + text
+                + _spans(tokenizer, example.rejected_input_ids, example.rejected_labels, color))
+    if isinstance(example, FeedbackExample):
+        text = (f"[{'desirable' if example.kto_tag else 'undesirable'}]\n" + text
                 + "\n[KL pairing: this prompt with another example's reply]\n"
-                + _spans(tokenizer, meta["kl_input_ids"], meta["kl_labels"], color))
+                + _spans(tokenizer, example.kl_input_ids, example.kl_labels, color))
     return text
 
 

@@ -41,9 +41,9 @@ def iter_rows(attr: DatasetAttr) -> Iterator[dict]:
 
 
 class StreamingDataset(torch.utils.data.IterableDataset):
-    def __init__(self, attrs: list[DatasetAttr], stage, tokenizer, template, data: DataArgs, seed: int,
+    def __init__(self, attrs: list[DatasetAttr], kind, tokenizer, template, data: DataArgs, seed: int,
                  packing: bool, skip: int = 0) -> None:
-        self.attrs, self.stage, self.tokenizer, self.template = attrs, stage, tokenizer, template
+        self.attrs, self.kind, self.tokenizer, self.template = attrs, kind, tokenizer, template
         self.data, self.seed, self.packing, self.skip = data, seed, packing, skip
         self.epoch = 0
 
@@ -55,7 +55,7 @@ class StreamingDataset(torch.utils.data.IterableDataset):
         if self.data.max_samples is not None:
             rows = islice(rows, self.data.max_samples)
         while batch := list(islice(rows, self.data.preprocessing_batch_size)):
-            examples, _ = self.stage.encode(attr, batch, self.tokenizer, self.template, self.data)
+            examples, _ = self.kind.encode(attr, batch, self.tokenizer, self.template, self.data)
             yield from examples
 
     def _packed(self, examples: Iterator) -> Iterator:
@@ -105,4 +105,4 @@ class StreamingDataset(torch.utils.data.IterableDataset):
 
 
 def _item(example) -> dict:
-    return {"input_ids": example.input_ids, "labels": example.labels, **example.meta}
+    return example.item()

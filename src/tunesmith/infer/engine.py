@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from ..config.schema import Config, GeneratingArgs
+from ..model.generation import generation_config
 from ..types import Conversation, Message
 
 logger = logging.getLogger(__name__)
@@ -235,7 +236,7 @@ class HuggingFaceEngine(Engine):
     def generate(self, prompt_ids: list[int], options: Sampling, on_text: Callable[[str], None] | None = None,
                  cancel: threading.Event | None = None) -> Reply:
         import torch
-        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+        from transformers import StoppingCriteria, StoppingCriteriaList
         from transformers.generation.streamers import BaseStreamer
 
         cancel = cancel or threading.Event()
@@ -258,15 +259,12 @@ class HuggingFaceEngine(Engine):
             def __call__(self, input_ids, scores, **kwargs):
                 return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
 
-        sample = options.do_sample and options.temperature > 0
-        config = GenerationConfig(
-            max_new_tokens=options.max_new_tokens, do_sample=sample, num_beams=options.num_beams,
-            repetition_penalty=options.repetition_penalty, eos_token_id=list(self.stop_ids),
-            pad_token_id=self.tokenizer.pad_token_id, use_cache=self.cfg.infer.use_kv_cache,
-            suppress_tokens=self.suppress,
-            **(dict(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k) if sample else {}),
-            **(dict(length_penalty=options.length_penalty) if options.num_beams > 1 else {}),
-        )
+        config = generation_config(
+            do_sample=options.do_sample, temperature=options.temperature, top_p=options.top_p, top_k=options.top_k,
+            repetition_penalty=options.repetition_penalty, stop_ids=self.stop_ids,
+            pad_id=self.tokenizer.pad_token_id, max_new_tokens=options.max_new_tokens, num_beams=options.num_beams,
+            length_penalty=options.length_penalty, use_cache=self.cfg.infer.use_kv_cache,
+            suppress_tokens=self.suppress)
         device = self.model.get_input_embeddings().weight.device
         inputs = torch.tensor([prompt_ids], device=device)
         streaming = options.num_beams == 1
@@ -284,17 +282,3 @@ class HuggingFaceEngine(Engine):
             decoder.close()
         finish = decoder.finish or ("cancelled" if cancel.is_set() else "length")
         return Reply(decoder.text, finish, len(prompt_ids), decoder.count)
-
-
-def create_engine(cfg: Config) -> Engine:
-    """The engine the config asks for (infer_backend), loaded from an output dir or model + adapters."""
-    if cfg.infer.infer_backend == "vllm":
-        from .vllm_engine import VllmEngine
-
-        return VllmEngine(cfg)
-    if cfg.generating.num_beams > 1:
-        logger.info("num_beams=%d: replies arrive whole, not streamed", cfg.generating.num_beams)
-    from .load import load_for_inference
-
-    return HuggingFaceEngine(cfg, load_for_inference(cfg))
-

@@ -11,6 +11,7 @@ from ..config.schema import Config
 from ..model.load import load_model, load_tokenizer
 from ..model.tokens import add_to_tokenizer, resize_embeddings
 from ..templates.resolve import resolve_template
+from ..templates.stops import stop_token_ids
 from .source import ModelSource, describe, resolve_source
 
 logger = logging.getLogger(__name__)
@@ -65,24 +66,6 @@ def load_tokenizer_and_template(cfg: Config, source: ModelSource):
     template.check_fits(tokenizer)
     default_system = cfg.data.default_system or data.get("default_system")
     return tokenizer, template, default_system
-
-
-def stop_token_ids(tokenizer, template) -> list[int]:
-    """eos, the template's stop words, and the end-of-turn token that closes the assistant slot."""
-    ids: list[int] = []
-    if tokenizer.eos_token_id is not None:
-        ids.append(tokenizer.eos_token_id)
-    words = list(getattr(template, "stop_words", ()) or ())
-    slot = getattr(template, "assistant", None)
-    if slot and "{{content}}" in slot:
-        words.append(slot.split("{{content}}")[-1].replace("{{eos_token}}", tokenizer.eos_token or "").strip())
-    for word in words:
-        if not word:
-            continue
-        encoded = tokenizer.encode(word, add_special_tokens=False)
-        if len(encoded) == 1 and encoded[0] not in ids:
-            ids.append(encoded[0])
-    return ids
 
 
 def build_model(cfg: Config, source: ModelSource, tokenizer, dtype, device: str = "cpu"):

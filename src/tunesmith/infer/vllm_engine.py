@@ -15,7 +15,8 @@ from collections.abc import Callable
 from ..config.errors import ConfigError
 from ..config.schema import Config
 from .engine import Engine, Reply, Sampling
-from .load import inference_dtype, load_tokenizer_and_template, stop_token_ids
+from ..templates.stops import stop_token_ids
+from .load import inference_dtype, load_tokenizer_and_template
 from .source import resolve_source
 
 

@@ -70,13 +70,12 @@ def varlen_attention_forward(module, query, key, value, attention_mask, dropout:
     """transformers attention function: query (B, Hq, T, D), key/value (B, Hkv, T, D) -> ((B, T, Hq, D), None)."""
     cu, longest = kwargs.get("cu_seq_lens_q"), kwargs.get("max_length_q")
     if cu is None or dropout or softcap or sliding_window:
-        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+        from .compat import sdpa_attention
 
         if cu is not None:
             raise ValueError("tunesmith_varlen attention supports neither dropout, soft-capping nor sliding windows; "
                              "set `flash_attn: sdpa`")
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
+        return sdpa_attention(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     b, hq, t, d = query.shape
     hkv = key.shape[1]
     q = query.transpose(1, 2).reshape(b * t, hq, d)

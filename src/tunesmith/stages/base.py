@@ -1,42 +1,86 @@
-"""The Stage protocol and the STAGES registry. A stage decides how rows are encoded, how they are
-batched and (when it differs from the causal-LM loss) how the loss is computed."""
+"""The Stage contract: what a training stage declares, with defaults, and what its loss receives.
+
+A stage is one small module (stages/pt.py, sft.py, rm.py, dpo.py, kto.py, ppo.py) holding a subclass of
+``Stage`` and, when it differs from the causal-LM loss, its loss. train/ reads these declarations once
+(train/plan.py) and never probes a stage for optional attributes; data/ never sees a stage, only its data
+kind (data/kinds.py). The registry is stages/registry.py.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
-from ..config.errors import ConfigError
-from ..config.schema import DataArgs
-from ..data.encode import EncodeStats
-from ..data.registry import DatasetAttr
-from ..types import EncodedExample
+LOOPS = ("trainer", "rollout")  # transformers' Trainer (train/trainer.py), or the RL rollout loop (train/rl/)
+HEADS = ("lm", "score")  # the causal LM head, or a one-output sequence-classification head (reward models)
 
 
-class Stage(Protocol):
-    """Required: ``name``, ``needs_template``, ``encode``. Optional (preference stages):
-    ``model_head`` ("lm" default, or "score" for a one-output sequence-classification head),
-    ``collator(pad_token_id)`` (default: the sft/pt Collator), ``make_loss(cfg)`` -> a callable
-    ``(trainer, model, inputs, return_outputs, num_items_in_batch)`` returning the mean loss of the
-    micro-batch (default: the causal-LM loss), ``uses_reference(cfg)`` (needs a reference model)."""
+class MetricSink(Protocol):
+    """Where a loss reports what it measured on a micro-batch (averaged per example at the next log)."""
 
-    name: str
-    needs_template: bool
+    def record(self, **values: Any) -> None:
+        """Per-example stage metrics, e.g. ``record(**{"rewards/chosen": tensor})``."""
 
-    def encode(self, attr: DatasetAttr, rows: list[dict], tokenizer, template, data: DataArgs
-               ) -> tuple[list[EncodedExample], EncodeStats]: ...
+    def observe_tokens(self, logits: Any, labels: Any) -> None:
+        """Logits and unshifted labels of trained replies, for the special-token metrics."""
 
 
-STAGES: dict[str, Stage] = {}
+class Reference(Protocol):
+    """A frozen reference policy (train/reference.py builds it from the run plan)."""
+
+    kind: str
+
+    def run(self, policy: Any, fn: Any) -> Any:
+        """``fn(reference_model)`` under no_grad (the policy is passed so a reference can share its weights)."""
+
+    def extra_bytes(self, policy: Any) -> int:
+        """Parameter memory the reference adds to the policy's."""
 
 
-def register(stage: Stage) -> Stage:
-    STAGES[stage.name] = stage
-    return stage
+@dataclass
+class LossContext:
+    """What a stage's loss may use besides the model and the batch."""
+
+    metrics: MetricSink
+    reference: Reference | None = None  # None when the stage needs none or the batch carries precomputed values
+    token_weights: Any = None  # (V,) loss weight per target token id, or None (all 1.0)
 
 
-def get_stage(name: str) -> Stage:
-    from . import dpo, kto, ppo, pt, rm, sft  # noqa: F401  (registration side effect)
+class StageLoss(Protocol):
+    def __call__(self, ctx: LossContext, model: Any, batch: dict) -> Any:
+        """The micro-batch mean loss (a scalar tensor); Trainer divides it by the accumulation steps."""
 
-    if name not in STAGES:
-        raise ConfigError(f"stage `{name}` is not available; available: {', '.join(sorted(STAGES))}")
-    return STAGES[name]
+
+class ReferenceScored(StageLoss, Protocol):
+    """A loss whose reference values can be computed once before training (`precompute_ref_log_probs`)."""
+
+    def reference_fields(self, reference: Reference, model: Any, batch: dict) -> dict[str, list[float]]:
+        """Per-example reference values, named as the stage's collator passes them back in a batch."""
+
+
+class Stage:
+    """A training stage. Subclasses set ``name`` and ``data_kind`` and override only what differs.
+
+    - ``data_kind``: the rows it trains on (data/kinds.py: text, supervised, pairwise, feedback, prompt);
+    - ``packs``: its examples may share rows of cutoff_len (on by default, `packing: false` turns it off);
+    - ``model_head``: ``lm`` or ``score`` (a reward model's one-output head);
+    - ``loop``: ``trainer`` (transformers' Trainer) or ``rollout`` (generation, rewards, policy updates);
+    - ``collator``: None for the causal-LM collator the run plan configures;
+    - ``loss``: None for the causal-LM loss (standard or chunked, as the run plan decides);
+    - ``needs_reference``: whether the loss compares with a frozen reference policy.
+    """
+
+    name: ClassVar[str]
+    data_kind: ClassVar[str]
+    packs: ClassVar[bool] = False
+    model_head: ClassVar[str] = "lm"
+    loop: ClassVar[str] = "trainer"
+
+    def collator(self, pad_token_id: int) -> Any:
+        return None
+
+    def loss(self, cfg: Any) -> StageLoss | None:
+        return None
+
+    def needs_reference(self, cfg: Any) -> bool:
+        return False

@@ -9,9 +9,9 @@ they apply).
 
 from __future__ import annotations
 
-from .base import register
-from .preference.pairwise import PairwiseData
+from .base import LossContext
 from .preference.forward import logps_of
+from .preference.pairwise import PairwiseStage
 from .preference.losses import REFERENCE_FREE, dpo_loss, orpo_loss, reply_nll, simpo_loss
 
 
@@ -28,10 +28,10 @@ class DPOLoss:
         return logps_of(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"], self.kind,
                         self.ld_alpha)
 
-    def reference_logps(self, trainer, model, inputs):
+    def reference_logps(self, ctx: LossContext, model, inputs):
         if "ref_logps" in inputs:
             return inputs["ref_logps"]
-        return trainer.reference.run(model, lambda ref: self.policy_logps(ref, inputs)[0])
+        return ctx.reference.run(model, lambda ref: self.policy_logps(ref, inputs)[0])
 
     def reference_fields(self, reference, model, inputs) -> dict:
         """Per-example reference values to store with the data (precompute_ref_log_probs)."""
@@ -39,7 +39,7 @@ class DPOLoss:
         half = ref.shape[0] // 2
         return {"ref_chosen_logps": ref[:half].tolist(), "ref_rejected_logps": ref[half:].tolist()}
 
-    def __call__(self, trainer, model, inputs, return_outputs=False, num_items_in_batch=None):
+    def __call__(self, ctx: LossContext, model, inputs):
         logps, _, logits, labels = self.policy_logps(model, inputs)
         half = logps.shape[0] // 2
         pc, pr = logps[:half], logps[half:]
@@ -50,31 +50,27 @@ class DPOLoss:
         elif self.kind == "simpo":
             losses, chosen_r, rejected_r = simpo_loss(pc, pr, self.beta, self.gamma)
         else:
-            ref = self.reference_logps(trainer, model, inputs).to(logps.device)
+            ref = self.reference_logps(ctx, model, inputs).to(logps.device)
             losses, chosen_r, rejected_r = dpo_loss(self.kind, pc, pr, ref[:half], ref[half:], self.beta,
                                                     self.label_smoothing)
         loss = losses.mean()
         if self.ftx > 0:
-            sft = reply_nll(logits[:half], labels[:half], trainer.token_weights)
+            sft = reply_nll(logits[:half], labels[:half], ctx.token_weights)
             loss = loss + self.ftx * sft.mean()
             extra["sft_loss"] = sft.detach()
-        trainer.observe_tokens(logits[:half], labels[:half])
-        trainer.record(**{"rewards/chosen": chosen_r, "rewards/rejected": rejected_r,
+        ctx.metrics.observe_tokens(logits[:half], labels[:half])
+        ctx.metrics.record(**{"rewards/chosen": chosen_r, "rewards/rejected": rejected_r,
                           "rewards/margins": chosen_r - rejected_r,
                           "rewards/accuracies": (chosen_r > rejected_r).float(),
                           "logps/chosen": pc.detach(), "logps/rejected": pr.detach(), **extra})
-        return (loss, {"chosen_rewards": chosen_r, "rejected_rewards": rejected_r}) if return_outputs else loss
+        return loss
 
 
-class DPOStage(PairwiseData):
+class DPOStage(PairwiseStage):
     name = "dpo"
-    model_head = "lm"
 
-    def make_loss(self, cfg):
+    def loss(self, cfg) -> DPOLoss:
         return DPOLoss(cfg.preference)
 
-    def uses_reference(self, cfg) -> bool:
+    def needs_reference(self, cfg) -> bool:
         return cfg.preference.pref_loss not in REFERENCE_FREE
-
-
-register(DPOStage())

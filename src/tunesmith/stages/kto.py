@@ -10,9 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..data.collate import FeedbackCollator
-from ..data.encode_preference import encode_feedback
-from ..data.formats.preference import to_feedback
-from .base import register
+from .base import LossContext, Stage
 from .preference.forward import logps_of
 from .preference.losses import kto_loss, reply_nll
 
@@ -32,14 +30,14 @@ class KTOLoss:
         ref, ref_kl = reference.run(model, lambda m: (self._logps(m, inputs)[0], self._logps(m, inputs, "kl_")[0]))
         return {"ref_logps": ref.float().cpu().tolist(), "ref_kl_logps": ref_kl.float().cpu().tolist()}
 
-    def __call__(self, trainer, model, inputs, return_outputs=False, num_items_in_batch=None):
+    def __call__(self, ctx: LossContext, model, inputs):
         logps, _, logits, labels = self._logps(model, inputs)
         with torch.no_grad():
             kl_logps = self._logps(model, inputs, "kl_")[0]
         if "ref_logps" in inputs:
             ref, ref_kl = inputs["ref_logps"].to(logps.device), inputs["ref_kl_logps"].to(logps.device)
         else:
-            ref, ref_kl = trainer.reference.run(model, lambda m: (self._logps(m, inputs)[0],
+            ref, ref_kl = ctx.reference.run(model, lambda m: (self._logps(m, inputs)[0],
                                                                    self._logps(m, inputs, "kl_")[0]))
         tags = inputs["kto_tags"].to(logps.device)
         losses, chosen_r, rejected_r, kl = kto_loss(logps[tags], logps[~tags], kl_logps, ref[tags], ref[~tags],
@@ -47,35 +45,25 @@ class KTOLoss:
         loss = losses.mean()
         extra = {}
         if self.ftx > 0:
-            sft = reply_nll(logits[tags], labels[tags], trainer.token_weights)
+            sft = reply_nll(logits[tags], labels[tags], ctx.token_weights)
             loss = loss + self.ftx * sft.sum() / tags.numel()  # desirable replies' NLL, averaged over the batch
             extra["sft_loss"] = sft.detach()
-        trainer.observe_tokens(logits[tags], labels[tags])
-        trainer.record(**{"rewards/chosen": chosen_r, "rewards/rejected": rejected_r,
+        ctx.metrics.observe_tokens(logits[tags], labels[tags])
+        ctx.metrics.record(**{"rewards/chosen": chosen_r, "rewards/rejected": rejected_r,
                           "logps/chosen": logps[tags].detach(), "logps/rejected": logps[~tags].detach(),
                           "kl": kl.reshape(1), **extra})
-        return (loss, {"chosen_rewards": chosen_r, "rejected_rewards": rejected_r}) if return_outputs else loss
+        return loss
 
 
-class KTOStage:
+class KTOStage(Stage):
     name = "kto"
-    needs_template = True
-    model_head = "lm"
+    data_kind = "feedback"
 
-    def encode(self, attr, rows, tokenizer, template, data):
-        convs, tags = zip(*(to_feedback(attr, row, i) for i, row in enumerate(rows))) if rows else ((), ())
-        examples, stats = encode_feedback(convs, tags, tokenizer, template, data.cutoff_len,
-                                          default_system=data.default_system)
-        return examples, stats
-
-    def collator(self, pad_token_id: int):
+    def collator(self, pad_token_id: int) -> FeedbackCollator:
         return FeedbackCollator(pad_token_id)
 
-    def make_loss(self, cfg):
+    def loss(self, cfg) -> KTOLoss:
         return KTOLoss(cfg.preference)
 
-    def uses_reference(self, cfg) -> bool:
+    def needs_reference(self, cfg) -> bool:
         return True
-
-
-register(KTOStage())

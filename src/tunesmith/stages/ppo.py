@@ -1,52 +1,45 @@
-"""Stage ppo: proximal policy optimisation from a reward model. The data are prompts: sft-style rows
-whose replies are ignored (a row may also end with its user turn, or leave the alpaca output out). Each
-prompt is encoded exactly as the prompt of an sft example (system, history, the last user turn and the
-assistant header); the policy writes the replies during training.
-
-The training loop lives in train/ppo/ (rollouts, rewards, PPO updates); the math in stages/rl/.
+"""Stage ppo: proximal policy optimisation from a reward. The data are prompts (data kind `prompt`: sft-style
+rows whose replies are ignored); the policy writes the replies during training, in the rollout loop
+(train/rl/ppo_loop.py: generation, rewards, reference log-probs, advantages), which calls this stage's loss
+on every minibatch of rollouts. The math is in stages/rl/losses.py, checked against hand computations.
 """
 
 from __future__ import annotations
 
-from ..data.encode import EncodeStats
-from ..data.encode_preference import render_prompt_and_reply
-from ..data.formats import alpaca, sharegpt
-from ..types import IGNORE_INDEX, Conversation, EncodedExample, Message
-from .base import register
+from .base import LossContext, Stage
+from .rl.batch import policy_outputs
+from .rl.losses import PPOHyper, policy_loss, value_loss
 
 
-def to_prompt(attr, row: dict, index: int) -> Conversation:
-    """The row as a conversation that ends with an (ignored) assistant reply."""
-    if attr.formatting == "alpaca":
-        column = attr.column("response")
-        if column is not None and row.get(column) is None:
-            row = {**row, column: ""}
-        return alpaca.to_conversation(attr, row, index)
-    conv = sharegpt.to_conversation(attr, row, index, allow_open_end=True)
-    if len(conv.messages) % 2:
-        conv = Conversation(conv.messages + (Message("assistant", ""),), system=conv.system, tools=conv.tools)
-    return conv
+class PPOLoss:
+    """Clipped surrogate policy loss + ``vf_coef`` x clipped value loss over one minibatch of rollouts.
+
+    ``batch``: ``rollout`` (a RolloutBatch on the model's device), ``width`` (reply positions), and per reply
+    token the rollout's ``logps``, ``values``, ``advantages``, ``returns`` and ``mask``. ``model`` is the
+    policy with its value head (stages/rl/batch.py PolicyWithValue, possibly wrapped)."""
+
+    def __init__(self, hyper: PPOHyper) -> None:
+        self.hyper = hyper
+
+    def __call__(self, ctx: LossContext, model, batch: dict):
+        logps, values = policy_outputs(model, batch["rollout"], batch["width"])
+        pg, clip = policy_loss(logps.float(), batch["logps"], batch["advantages"], batch["mask"],
+                               self.hyper.cliprange)
+        vf, vclip = value_loss(values.float(), batch["values"], batch["returns"], batch["mask"],
+                               self.hyper.cliprange_value)
+        loss = pg + self.hyper.vf_coef * vf
+        ctx.metrics.record(policy_loss=pg.detach(), value_loss=vf.detach(), clip_fraction=clip,
+                           value_clip_fraction=vclip)
+        return loss
 
 
-class PPOStage:
+class PPOStage(Stage):
     name = "ppo"
-    needs_template = True
-    model_head = "lm"
+    data_kind = "prompt"
+    loop = "rollout"
 
-    def encode(self, attr, rows, tokenizer, template, data):
-        convs = [to_prompt(attr, row, i) for i, row in enumerate(rows)]
-        rendered = render_prompt_and_reply(convs, tokenizer, template, data.default_system)
-        stats = EncodeStats(examples=len(rows))
-        out: list[EncodedExample] = []
-        for row, (prompt, _) in enumerate(rendered):
-            if len(prompt) > data.cutoff_len:  # a cut prompt would lose its assistant header
-                stats.dropped_empty += 1
-                stats.dropped_rows.append(row)
-                continue
-            out.append(EncodedExample(prompt, [IGNORE_INDEX] * len(prompt)))
-            stats.kept += 1
-            stats.tokens += len(prompt)
-        return out, stats
+    def loss(self, cfg) -> PPOLoss:
+        return PPOLoss(PPOHyper())
 
-
-register(PPOStage())
+    def needs_reference(self, cfg) -> bool:
+        return True

@@ -1,20 +1,12 @@
 """Stage pt: continued pretraining on raw text (text + EOS, concatenated, cut into cutoff_len rows,
-attention kept inside each document)."""
+attention kept inside each document). Its loss is the causal-LM loss (train/losses.py, or the chunked one
+of train/head_loss.py)."""
 
 from __future__ import annotations
 
-from ..data.encode import encode_pretrain
-from ..data.formats import to_text
-from .base import register
+from .base import Stage
 
 
-class PretrainStage:
+class PretrainStage(Stage):
     name = "pt"
-    needs_template = False
-
-    def encode(self, attr, rows, tokenizer, template, data):
-        texts = [to_text(attr, row, i) for i, row in enumerate(rows)]
-        return encode_pretrain(texts, tokenizer, data.cutoff_len)
-
-
-register(PretrainStage())
+    data_kind = "text"

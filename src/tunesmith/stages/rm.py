@@ -3,102 +3,35 @@
 -log σ(r_chosen - r_rejected). The score of a text is the head's output at its last token.
 
 Saved as a standard sequence-classification checkpoint (full/freeze) or a peft adapter that carries the
-head (lora), so it reloads in plain transformers; tunesmith.json records `model_head: score`.
+head (lora), so it reloads in plain transformers; tunesmith.json records `model_head: score`. A trained reward model is reloaded and used for scoring by
+train/rl/reward_model.py.
 Logged: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies (train and eval).
 """
 
 from __future__ import annotations
 
-from .base import register
-from .preference.pairwise import PairwiseData
+from .base import LossContext
 from .preference.forward import last_token_scores
+from .preference.pairwise import PairwiseStage
 from .preference.losses import pairwise_reward_loss
 
 
 class RewardLoss:
-    def __call__(self, trainer, model, inputs, return_outputs=False, num_items_in_batch=None):
+    def __call__(self, ctx: LossContext, model, inputs):
         scores = last_token_scores(model, inputs["input_ids"], inputs["attention_mask"])
         half = scores.shape[0] // 2
         chosen, rejected = scores[:half], scores[half:]
         loss = pairwise_reward_loss(chosen, rejected).mean()
         c, r = chosen.detach(), rejected.detach()
-        trainer.record(**{"rewards/chosen": c, "rewards/rejected": r, "rewards/margins": c - r,
+        ctx.metrics.record(**{"rewards/chosen": c, "rewards/rejected": r, "rewards/margins": c - r,
                           "rewards/accuracies": (c > r).float()})
-        return (loss, {"chosen_scores": c, "rejected_scores": r}) if return_outputs else loss
+        return loss
 
 
-class RewardStage(PairwiseData):
+class RewardStage(PairwiseStage):
     name = "rm"
     model_head = "score"
 
-    def make_loss(self, cfg):
+    def loss(self, cfg) -> RewardLoss:
         return RewardLoss()
 
-    def uses_reference(self, cfg) -> bool:
-        return False
-
-
-register(RewardStage())
-
-
-class RewardModel:
-    """A trained reward model, reloaded from its output_dir alone (tunesmith.json names the base model and
-    the template), scoring conversations that end with a reply, or raw texts."""
-
-    def __init__(self, model, tokenizer, template) -> None:
-        self.model, self.tokenizer, self.template = model.eval(), tokenizer, template
-
-    @classmethod
-    def load(cls, output_dir: str, dtype=None) -> RewardModel:
-        import torch
-
-        from ..config.errors import ConfigError
-        from ..config.schema import ModelArgs
-        from ..model.load import load_model, load_tokenizer
-        from ..templates.resolve import resolve_template
-        from ..utils.run_card import read_run_card
-
-        card = read_run_card(output_dir)
-        if card is None or card.get("model_head") != "score":
-            raise ConfigError(f"{output_dir} is not a tunesmith reward model (no tunesmith.json with "
-                              "`model_head: score`; train one with `stage: rm`)")
-        tokenizer = load_tokenizer(ModelArgs(model_name_or_path=str(output_dir)))
-        base = card["base_model"] if card.get("is_adapter") else str(output_dir)
-        model = load_model(ModelArgs(model_name_or_path=base), dtype or torch.float32, head="score",
-                           pad_token_id=tokenizer.pad_token_id)
-        if card.get("is_adapter"):
-            from peft import PeftModel
-
-            rows = card.get("embedding_rows")
-            if rows and rows != model.get_input_embeddings().weight.shape[0]:
-                model.resize_token_embeddings(rows, mean_resizing=False)
-            model = PeftModel.from_pretrained(model, str(output_dir)).merge_and_unload()
-        return cls(model, tokenizer, resolve_template(card.get("template"), tokenizer))
-
-    def score(self, conversations, batch_size: int = 8) -> list[float]:
-        """Scores of conversations (each ending with the assistant reply to judge), encoded exactly as in
-        training."""
-        from ..data.encode_preference import render_prompt_and_reply
-
-        rows = [p + r for p, r in render_prompt_and_reply(list(conversations), self.tokenizer, self.template)]
-        return self.score_ids(rows, batch_size)
-
-    def score_texts(self, texts, batch_size: int = 8) -> list[float]:
-        """Scores of already rendered texts (no template applied)."""
-        from ..data.encode import tokenize_texts
-
-        return self.score_ids(tokenize_texts(self.tokenizer, list(texts)), batch_size)
-
-    def score_ids(self, rows: list[list[int]], batch_size: int = 8) -> list[float]:
-        import torch
-
-        from ..data.collate import pad_rows
-
-        scores: list[float] = []
-        device = next(self.model.parameters()).device
-        with torch.no_grad():
-            for start in range(0, len(rows), batch_size):
-                batch = pad_rows([(r, r) for r in rows[start:start + batch_size]], self.tokenizer.pad_token_id)
-                scores += last_token_scores(self.model, batch["input_ids"].to(device),
-                                            batch["attention_mask"].to(device)).tolist()
-        return scores

@@ -1,5 +1,6 @@
 """The chunked loss wired to a causal LM: the output head's input is taken by a forward pre-hook, the head
-itself then projects nothing, and the loss is computed from those hidden states (train/chunked_loss.py).
+itself then projects nothing (model/compat.py HeadInputCapture), and the loss is computed from those hidden
+states (train/chunked_loss.py).
 
 The model is still called through its wrappers (DDP, FSDP, autocast), so distributed gradient reduction and
 mixed precision work as usual; only the logits are skipped. A pre-hook is used instead of calling the decoder
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import torch
 
+from ..model.compat import HeadInputCapture, saved_copies
 from .chunked_loss import chunked_linear_cross_entropy
+from .plan import LOGIT_TRANSFORMS
 
-# config fields of models that transform the logits after the head (soft-capping, scaling)
-LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 
 
 def head_linears(head) -> list[torch.nn.Linear] | None:
@@ -21,14 +22,9 @@ def head_linears(head) -> list[torch.nn.Linear] | None:
     the trained copies inside a peft ModulesToSaveWrapper (LoRA runs that train the embeddings in full);
     None for anything else (a LoRA layer on the head, trainable-token rows), which the chunked loss cannot
     serve."""
-    from peft.utils.other import ModulesToSaveWrapper
-
-    if type(head) is torch.nn.Linear:
-        return [head]
-    if isinstance(head, ModulesToSaveWrapper):
-        inner = [head.original_module, *head.modules_to_save.values()]
-        if all(type(m) is torch.nn.Linear for m in inner):
-            return inner
+    inner = saved_copies(head)
+    if inner is not None and all(type(m) is torch.nn.Linear for m in inner):
+        return inner
     return None
 
 
@@ -56,28 +52,16 @@ class HeadLoss:
         self.compiled = compiled  # fuse each chunk's softmax passes with torch.compile
         self.compute_dtype = compute_dtype
         self.token_weights = token_weights  # (V,) per-target weights or None
-        self.capturing = False
-        self.hidden = self.used = None  # the head's input and the linear layer that received it
-        self.handles = [linear.register_forward_pre_hook(self._take_input)
-                        for linear in head_linears(model.get_output_embeddings())]
-
-    def _take_input(self, module, args):
-        if not self.capturing:
-            return None
-        self.hidden, self.used = args[0], module
-        return (args[0][..., :0, :],)  # the head projects no position
+        self.head_input = HeadInputCapture(head_linears(model.get_output_embeddings()))
 
     def __call__(self, model, inputs: dict, scale: torch.Tensor | float, want_stats: bool = False):
         """(loss, targets, ce, correct): Σ_t w_t · CE_t · scale over the trained positions, and with
         ``want_stats`` their per-position CE and argmax hits (else None)."""
         index, targets = inputs.pop("loss_index"), inputs.pop("loss_targets")
         inputs.pop("labels", None)
-        self.capturing = True
-        try:
+        with self.head_input.capture():
             model(**inputs)
-        finally:
-            self.capturing = False
-        hidden, head, self.hidden, self.used = self.hidden, self.used, None, None
+        hidden, head = self.head_input.take()
         hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index)
         weights = None
         if self.token_weights is not None:
@@ -90,5 +74,4 @@ class HeadLoss:
         return loss, targets, ce, correct
 
     def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
+        self.head_input.remove()

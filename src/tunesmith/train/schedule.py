@@ -13,25 +13,12 @@ import logging
 import re
 
 from ..config.errors import ConfigError
+from ..config.unfreeze import parse_schedule
 from ..model.methods import decoder_layers
 from ..model.tokens import embedding_matrices
 from .gates import Gates, RowGate, TensorGate
 
 logger = logging.getLogger(__name__)
-_ITEM = re.compile(r"^(?P<what>[A-Za-z_][\w.]*)@(?P<step>\d+)$")
-
-
-def parse_schedule(items: tuple[str, ...]) -> list[tuple[str, int]]:
-    parsed = []
-    for item in items:
-        match = _ITEM.match(item.strip())
-        if not match:
-            raise ConfigError(f"`unfreeze_schedule`: cannot read {item!r}; write items as what@step, e.g. "
-                              "new_tokens@0,top2@100,all@300")
-        parsed.append((match["what"], int(match["step"])))
-    return parsed
-
-
 def _covers(what: str, name: str, layer: int | None, n_layers: int, is_embedding: bool) -> bool:
     if what == "all":
         return True

@@ -7,6 +7,7 @@ import logging
 
 from ..config.errors import ConfigError
 from ..config.schema import TokenArgs
+from ..model.compat import peft_base
 from ..model.tokens import AddedTokens, add_to_tokenizer, embedding_matrices, find_extra_id_tokens
 from ..model.tokens import initialise_rows, resize_embeddings
 from .gates import Gates, RowGate
@@ -36,15 +37,11 @@ def trainable_embedding_params(model) -> list:
     """The tensors that actually hold (and train) embedding rows: the plain matrices, or peft's trained
     copies (modules_to_save) of them."""
     targets = []
-    shapes = {tuple(w.shape) for w in embedding_matrices(_base(model))}
+    shapes = {tuple(w.shape) for w in embedding_matrices(peft_base(model))}
     for name, param in model.named_parameters():
         if param.requires_grad and tuple(param.shape) in shapes and param.dim() == 2:
             targets.append(param)
     return targets
-
-
-def _base(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def token_ids(tokenizer, tokens: tuple[str, ...], added: AddedTokens) -> dict[str, int]:

@@ -10,12 +10,15 @@ import warnings
 FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
 
 
+class TunesmithHandler(logging.StreamHandler):
+    """The handler setup_logging installs (once)."""
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger("tunesmith")
-    if not any(getattr(h, "_tunesmith", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, TunesmithHandler) for h in root.handlers):
+        handler = TunesmithHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
-        handler._tunesmith = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
     root.propagate = True

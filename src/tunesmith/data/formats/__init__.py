@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...config.errors import ConfigError
-from ...types import Conversation
+from ...types import Conversation, Message
 from ..registry import DatasetAttr
 from . import alpaca, sharegpt
 
@@ -27,3 +27,17 @@ def to_text(attr: DatasetAttr, row: dict, index: int) -> str:
                               f"got {type(value).__name__}")
         return value
     return alpaca.prompt_text(attr, row, index)
+
+
+def to_prompt(attr: DatasetAttr, row: dict, index: int) -> Conversation:
+    """A prompt row (ppo) as a conversation that ends with an (ignored) assistant reply: any sft-style row;
+    its reply is ignored, it may also end with its user turn, or leave the alpaca output out."""
+    if attr.formatting == "alpaca":
+        column = attr.column("response")
+        if column is not None and row.get(column) is None:
+            row = {**row, column: ""}
+        return alpaca.to_conversation(attr, row, index)
+    conv = sharegpt.to_conversation(attr, row, index, allow_open_end=True)
+    if len(conv.messages) % 2:
+        conv = Conversation(conv.messages + (Message("assistant", ""),), system=conv.system, tools=conv.tools)
+    return conv

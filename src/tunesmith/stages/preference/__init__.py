@@ -1,1 +1,1 @@
-"""Shared by the preference stages (rm, dpo, kto): loss math, log-prob forward passes, reference models."""
+"""Shared by the preference stages (rm, dpo, kto): loss math, log-prob forward passes, the pairwise base."""

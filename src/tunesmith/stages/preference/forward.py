@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ...model.compat import accepts_logits_to_keep, peft_base
 from ...types import IGNORE_INDEX
 from .losses import AVERAGED, sequence_logps
 
@@ -28,16 +29,6 @@ def reply_window(labels: torch.Tensor) -> int:
         return labels.shape[1]
     first = int(trained.int().argmax(-1)[trained.any(-1)].min())
     return labels.shape[1] - max(first - 1, 0)
-
-
-def accepts_logits_to_keep(model) -> bool:
-    """Whether the (DDP- or peft-wrapped) causal LM's forward takes ``logits_to_keep`` (transformers' LMs do)."""
-    import inspect
-
-    inner = getattr(model, "module", model)
-    if hasattr(inner, "get_base_model"):
-        inner = inner.get_base_model()
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
 def logps_of(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, loss_kind: str,
@@ -77,8 +68,6 @@ def last_token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tens
 
 
 def score_head(model):
-    """The `score` linear of a (possibly peft- or DDP-wrapped) sequence-classification model."""
-    inner = getattr(model, "module", model)  # DDP
-    if hasattr(inner, "get_base_model"):  # peft: the score head is a modules_to_save wrapper inside
-        inner = inner.get_base_model()
-    return inner.score
+    """The `score` linear of a (possibly peft- or DDP-wrapped) sequence-classification model (under peft, the
+    modules_to_save wrapper that holds the trained copy)."""
+    return peft_base(model).score

@@ -1,1 +1,1 @@
-"""PPO building blocks shared by stage ppo and its training loop: pure math, rollouts, rewards."""
+"""What stage ppo's loss is made of: pure PPO math (losses.py) and the rollout rows it reads (batch.py)."""

@@ -16,15 +16,20 @@ MARKER = "tunesmith_complete"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
+def mark_complete(folder: Path, step: int) -> None:
+    """Written last, atomically: the checkpoint in ``folder`` is whole (every loop calls this)."""
+    tmp = folder / (MARKER + ".tmp")
+    tmp.write_text(str(step), encoding="utf-8")
+    os.replace(tmp, folder / MARKER)
+
+
 class CheckpointMarkerCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if folder.is_dir():
-            tmp = folder / (MARKER + ".tmp")
-            tmp.write_text(str(state.global_step), encoding="utf-8")
-            os.replace(tmp, folder / MARKER)
+            mark_complete(folder, state.global_step)
 
 
 def checkpoints(output_dir: str | Path) -> list[tuple[int, Path, bool]]:

@@ -19,23 +19,14 @@ from pathlib import Path
 from ...config.errors import ConfigError
 from ...config.schema import Config
 from ...model.load import count_parameters, load_model, load_tokenizer
-from ...stages.preference.reference import parameter_bytes
-from ...stages.rl.rewards import AdapterReward, ApiReward, ModelReward
-from ...stages.rl.rollout import PolicyWithValue
+from ...stages.base import Stage
+from ...stages.rl.batch import PolicyWithValue
+from ..plan import RunPlan
+from ..reference import parameter_bytes
+from ..setup import Policy, RunResult, build_reference, torch_dtype, training_arguments
+from .rewards import AdapterReward, ApiReward, ModelReward
 
 logger = logging.getLogger(__name__)
-
-
-def check_output_dir(cfg: Config) -> None:
-    """PPO runs start fresh: no resume, and a non-empty output_dir only with overwrite_output_dir."""
-    requested = cfg.training.get("resume_from_checkpoint")
-    if requested not in (None, False, ""):
-        raise ConfigError("`resume_from_checkpoint` is not available for stage ppo; start a new run (a PPO "
-                          "checkpoint holds the policy and value head, usable as a starting model)")
-    out = Path(cfg.output_dir)
-    if out.is_dir() and any(out.iterdir()) and not cfg.run.overwrite_output_dir:
-        raise ConfigError(f"output_dir {out} already exists and is not empty; set `overwrite_output_dir: true` "
-                          "to write into it, or choose another `output_dir`")
 
 
 def load_full_reward(cfg: Config, tokenizer, dtype):
@@ -43,8 +34,8 @@ def load_full_reward(cfg: Config, tokenizer, dtype):
     sequence-classification checkpoint, with `reward_model_adapters` merged in order."""
     from peft import PeftModel
 
-    from ...stages.rm import RewardModel
     from ...utils.run_card import embedding_rows_of, read_run_card
+    from .reward_model import RewardModel
 
     path = cfg.ppo.reward_model
     if not Path(path).is_dir():
@@ -86,34 +77,23 @@ def memory_facts(wrapper, reference, reward) -> dict:
     head, adapters, reference and reward add to them."""
     base = sum(p.numel() * p.element_size() for name, p in wrapper.policy.named_parameters()
                if "lora_" not in name and "modules_to_save" not in name)
-    held = [wrapper] + [getattr(part, attr) for part in (reference, reward) for attr in ("model", "head")
-                        if hasattr(part, attr)]
+    held = [wrapper, *reference.parameter_holders(), *reward.parameter_holders()]
     return {"base_weights_bytes": base, "total_parameter_bytes": parameter_bytes(*held),
             "reference_extra_bytes": reference.extra_bytes(wrapper.policy),
             "reward_extra_bytes": reward.extra_bytes(wrapper.policy)}
 
 
-def run_ppo(cfg: Config, extra_callbacks: list | None = None):
-    from transformers import set_seed
-
-    from ..callbacks.log_file import LogFileCallback
+def train_with_rollouts(cfg: Config, plan: RunPlan, stage: Stage, prepared, policy: Policy, resume: str | None,
+                        callbacks: list) -> RunResult:
     from ..plot import plot_loss
-    from ..prepare import prepare
-    from ..run import RunResult, make_reference, precision, setup_model, training_arguments
     from ..save import write_run_card
-    from .loop import PPOTrainer
+    from .ppo_loop import PPOTrainer
 
-    check_output_dir(cfg)
-    seed = int(cfg.training.get("seed", 42))
-    set_seed(seed)
-    prepared = prepare(cfg)
     tokenizer, data = prepared.tokenizer, prepared.data
-    policy, _gates, overrides = setup_model(cfg, prepared, seed)
-    args = training_arguments(cfg, overrides)
-    reference = make_reference(cfg, policy, args)
-    dtype, _ = precision(cfg)
-    reward = build_reward(cfg, policy, tokenizer, dtype)
-    wrapper = PolicyWithValue(policy, policy.config.hidden_size)
+    args = training_arguments(cfg, plan)
+    reference = build_reference(cfg, plan, policy.model)
+    reward = build_reward(cfg, policy.model, tokenizer, torch_dtype(plan.load_dtype))
+    wrapper = PolicyWithValue(policy.model, policy.model.config.hidden_size)
     trainable, total = count_parameters(wrapper)
     memory = memory_facts(wrapper, reference, reward)
     logger.info("parameter memory: %.1f MB in all (base weights %.1f MB; reference adds %.1f MB, reward %.1f MB)",
@@ -121,15 +101,15 @@ def run_ppo(cfg: Config, extra_callbacks: list | None = None):
                 memory["reference_extra_bytes"] / 2**20, memory["reward_extra_bytes"] / 2**20)
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     prompts = [ex.input_ids for ex in data.train]
-    trainer = PPOTrainer(cfg, args, wrapper, reference, reward, tokenizer, prepared.template, prompts,
-                         callbacks=[LogFileCallback(cfg.output_dir), *(extra_callbacks or [])])
+    trainer = PPOTrainer(cfg, args, wrapper, stage.loss(cfg), reference, reward, tokenizer, prepared.template,
+                         prompts, callbacks=callbacks)
     history = trainer.train()
     trainer.save(cfg.output_dir)
     final_loss = history[-1]["loss"] if history else None
     if trainer.accelerator.is_main_process:
-        write_run_card(cfg, cfg.output_dir, trainable_params=trainable, total_params=total,
+        write_run_card(cfg, cfg.output_dir, plan=plan.as_dict(), trainable_params=trainable, total_params=total,
                        global_step=trainer.state.global_step, train_loss=final_loss, examples=len(prompts),
-                       added_tokens=prepared.added.ids, embedding_rows=policy.get_input_embeddings().weight.shape[0],
+                       added_tokens=prepared.added.ids, embedding_rows=policy.embedding_rows,
                        model_head="lm", value_head="value_head.safetensors",
                        reference={"kind": reference.kind, "extra_parameter_bytes": memory["reference_extra_bytes"]},
                        reward={"kind": reward.kind, "reward_model": cfg.ppo.reward_model,
@@ -140,4 +120,3 @@ def run_ppo(cfg: Config, extra_callbacks: list | None = None):
                 logger.info("curve written to %s", path)
     logger.info("policy and value head saved to %s", cfg.output_dir)
     return RunResult(Path(cfg.output_dir), final_loss, trainer.state.global_step, trainable, total)
-

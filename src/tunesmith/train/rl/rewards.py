@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from ...config.errors import ConfigError
-from ..preference.forward import last_token_scores
-from ..preference.reference import FrozenModel, parameter_bytes
-from .rollout import RolloutBatch
+from ...model.compat import active_adapter, is_peft_model
+from ...stages.preference.forward import last_token_scores
+from ...stages.rl.batch import RolloutBatch
+from ..reference import FrozenModel, parameter_bytes
 
 
 def post_scores(url: str, texts: list[str], timeout: float = 120.0) -> list[float]:
@@ -59,6 +60,9 @@ class ApiReward:
     def extra_bytes(self, policy) -> int:
         return 0
 
+    def parameter_holders(self) -> list:
+        return []
+
     def __call__(self, policy, batch: RolloutBatch) -> torch.Tensor:
         rows = [ids[:n].tolist() for ids, n in zip(batch.input_ids, batch.attention_mask.sum(-1))]
         texts = self.tokenizer.batch_decode(rows, skip_special_tokens=False)
@@ -82,8 +86,8 @@ REWARD_ADAPTER = "reward"
 
 class AdapterReward:
     """A reward lora adapter living next to the policy's adapter in the same peft model. Scoring switches
-    the active adapter to it under no_grad and back; peft's set_adapter changes which parameters require
-    grad, so the policy's trainable set is restored exactly afterwards."""
+    the active adapter to it under no_grad and back (model/compat.py active_adapter restores exactly the
+    policy's trainable set)."""
 
     kind = "lora reward adapter on the policy's base weights"
 
@@ -97,7 +101,7 @@ class AdapterReward:
             raise ConfigError(f"`reward_model` {adapter_dir} is not a lora adapter (no adapter_config.json and "
                               "adapter_model.safetensors); for a merged or full reward model set "
                               "`reward_model_type: full`")
-        if not hasattr(policy, "peft_config"):
+        if not is_peft_model(policy):
             raise ConfigError("`reward_model_type: lora` needs the policy to be a lora model")
         config = LoraConfig.from_pretrained(str(folder))
         if config.peft_type.value != "LORA":
@@ -108,7 +112,7 @@ class AdapterReward:
             raise ConfigError(f"`reward_model` {adapter_dir} carries no `score` head: train it with `stage: rm`")
         config.modules_to_save, config.inference_mode = None, True
         config.task_type = policy.peft_config["default"].task_type
-        trainable = self._trainable(policy)
+        trainable = {name: p.requires_grad for name, p in policy.named_parameters()}
         policy.add_adapter(REWARD_ADAPTER, config)
         lora = {k: v for k, v in weights.items() if ".score." not in f".{k}"}
         result = set_peft_model_state_dict(policy, lora, adapter_name=REWARD_ADAPTER)
@@ -122,15 +126,7 @@ class AdapterReward:
             if "bias" in head:
                 self.head.bias.copy_(head["bias"])
         self.head.requires_grad_(False)
-        self._restore(policy, trainable)
-
-    @staticmethod
-    def _trainable(policy) -> dict[str, bool]:
-        return {name: p.requires_grad for name, p in policy.named_parameters()}
-
-    @staticmethod
-    def _restore(policy, trainable: dict[str, bool]) -> None:
-        for name, param in policy.named_parameters():
+        for name, param in policy.named_parameters():  # add_adapter left the new adapter trainable
             param.requires_grad_(trainable.get(name, False))
 
     def extra_bytes(self, policy) -> int:
@@ -139,23 +135,23 @@ class AdapterReward:
                   if f".{REWARD_ADAPTER}." in name)
         return own + parameter_bytes(self.head)
 
+    def parameter_holders(self) -> list:
+        return [self.head]  # the adapter's weights live in the policy
+
     @torch.no_grad()
     def __call__(self, policy, batch: RolloutBatch) -> torch.Tensor:
         device = next(policy.parameters()).device
         self.head.to(device)
         batch = batch.to(device)
-        active, trainable, was_training = policy.active_adapter, self._trainable(policy), policy.training
+        was_training = policy.training
         policy.eval()
-        policy.set_adapter(REWARD_ADAPTER)
         try:
-            out = policy(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True,
-                         use_cache=False)
+            with active_adapter(policy, REWARD_ADAPTER):
+                out = policy(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                             output_hidden_states=True, use_cache=False)
             hidden = out.hidden_states[-1]
             last = batch.attention_mask.sum(-1) - 1
             picked = hidden[torch.arange(hidden.shape[0], device=device), last]
-            scores = self.head(picked.to(self.head.weight.dtype)).squeeze(-1).float().cpu()
+            return self.head(picked.to(self.head.weight.dtype)).squeeze(-1).float().cpu()
         finally:
-            policy.set_adapter(active)
-            self._restore(policy, trainable)
             policy.train(was_training)
-        return scores

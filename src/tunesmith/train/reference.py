@@ -1,4 +1,4 @@
-"""Reference models for dpo and kto, chosen as LLaMA-Factory does:
+"""Reference models for dpo, kto and ppo, chosen as LLaMA-Factory does (the run plan records which):
 
 - `ref_model` given: that model (with `ref_model_adapters` merged), frozen;
 - otherwise with lora: the policy itself with its adapters switched off (no second copy of the weights);
@@ -14,8 +14,9 @@ import copy
 import logging
 import torch
 
-from ...config.errors import ConfigError
-from ...utils.run_card import embedding_rows_of
+from ..config.errors import ConfigError
+from ..model.compat import adapters_disabled, is_peft_model
+from ..utils.run_card import embedding_rows_of
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ class FrozenModel:
         """Parameter memory this model adds to the policy's."""
         return parameter_bytes(policy, self.model) - parameter_bytes(policy)
 
+    def parameter_holders(self) -> list:
+        """The modules holding this part's own parameters (for memory accounting)."""
+        return [self.model]
+
     def on_device_of(self, policy):
         device = next(policy.parameters()).device
         if next(self.model.parameters()).device != device:
@@ -65,14 +70,12 @@ class AdapterOffReference:
     def extra_bytes(self, policy) -> int:
         return 0  # holds no parameters of its own
 
+    def parameter_holders(self) -> list:
+        return []
+
     def run(self, policy, fn):
-        inner = getattr(policy, "module", policy)
-        with torch.no_grad(), inner.disable_adapter():
+        with torch.no_grad(), adapters_disabled(policy):
             return fn(policy)
-
-
-def _peft_wrapped(model) -> bool:
-    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
 
 
 def build_reference(pref, finetuning_type: str, policy, load_model_fn, dtype, embedding_rows: int):
@@ -94,7 +97,7 @@ def build_reference(pref, finetuning_type: str, policy, load_model_fn, dtype, em
                     f" + adapters {', '.join(pref.ref_model_adapters)}" if pref.ref_model_adapters else "")
         return FrozenReference(ref)
     if finetuning_type == "lora":
-        if not _peft_wrapped(policy):
+        if not is_peft_model(policy):
             raise ConfigError("lora reference: the policy has no adapter to switch off")
         logger.info("reference model: the base weights with the lora adapter switched off (no second copy)")
         return AdapterOffReference()

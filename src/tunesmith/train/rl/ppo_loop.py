@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
 from ...config.errors import ConfigError
-from ...stages.rl.losses import (AdaptiveKLController, PPOHyper, RunningMoments, gae, masked_whiten, policy_loss,
-                                 token_rewards, value_loss)
-from ...stages.rl.rollout import RolloutBatch, generate, model_logprobs, policy_outputs, stop_token_ids
-from ..callbacks.checkpoint_marker import MARKER
+from ...model.compat import is_peft_model
+from ...stages.base import LossContext
+from ...stages.rl.batch import RolloutBatch, model_logprobs, policy_outputs
+from ...stages.rl.losses import AdaptiveKLController, RunningMoments, gae, masked_whiten, token_rewards
+from ...templates.stops import stop_token_ids
+from ..callbacks.checkpoint_marker import mark_complete
+from ..setup import create_optimizer, create_scheduler
+from .generation import generate, rollout_generation_config
 
 logger = logging.getLogger(__name__)
 
@@ -32,36 +35,37 @@ LOGGED = ("loss", "policy_loss", "value_loss", "reward", "reward_std", "kl", "kl
           "value_clip_fraction", "response_length")
 
 
-def generation_config(gen, stop_ids: list[int], pad_id: int):
-    from transformers import GenerationConfig
+class UpdateMetrics:
+    """The loop's side of stages.base.MetricSink: the loss terms of each minibatch, averaged per PPO step."""
 
-    kwargs = dict(do_sample=gen.do_sample, num_beams=1, repetition_penalty=gen.repetition_penalty,
-                  eos_token_id=stop_ids, pad_token_id=pad_id)
-    if gen.do_sample:
-        kwargs.update(temperature=gen.temperature, top_p=gen.top_p, top_k=gen.top_k)
-    if gen.max_new_tokens > 0:
-        kwargs["max_new_tokens"] = gen.max_new_tokens
-    else:
-        kwargs["max_length"] = gen.max_length
-    return GenerationConfig(**kwargs)
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
 
+    def record(self, **values) -> None:
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
 
-def _optimizer(model, args) -> torch.optim.Optimizer:
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2 and "norm" not in n]
-    rest = [p for n, p in model.named_parameters() if p.requires_grad and not (p.ndim >= 2 and "norm" not in n)]
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-                             eps=args.adam_epsilon)
+    def observe_tokens(self, logits, labels) -> None:
+        pass  # no special-token metrics on generated replies
+
+    def collect(self) -> dict[str, float]:
+        out = {key: value / max(self.count, 1) for key, value in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return out
 
 
 class PPOTrainer:
-    def __init__(self, cfg, args, model, reference, reward, tokenizer, template, prompts: list[list[int]],
+    def __init__(self, cfg, args, model, loss, reference, reward, tokenizer, template, prompts: list[list[int]],
                  callbacks: list | None = None) -> None:
         from accelerate import Accelerator
-        from transformers import TrainerControl, TrainerState, get_scheduler
+        from transformers import TrainerControl, TrainerState
 
         self.cfg, self.args, self.reference, self.reward, self.tokenizer = cfg, args, reference, reward, tokenizer
-        self.hyper = PPOHyper()
+        self.loss = loss  # the stage's loss (stages/ppo.py PPOLoss)
+        self.hyper = loss.hyper
+        self.update_metrics = UpdateMetrics()
+        self.loss_context = LossContext(self.update_metrics)
         mixed = "bf16" if args.bf16 else "fp16" if args.fp16 else "no"
         self.accelerator = Accelerator(mixed_precision=mixed)
         self.batch_size, self.accumulation = args.per_device_train_batch_size, args.gradient_accumulation_steps
@@ -79,18 +83,15 @@ class PPOTrainer:
                                              shuffle=not cfg.data.disable_shuffling, generator=generator,
                                              collate_fn=list)
         self.rng = torch.Generator().manual_seed(args.seed)
-        optimizer = _optimizer(model, args)
+        optimizer = create_optimizer(model, args)
         self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
         self.steps_per_epoch = len(self.loader)
         self.max_steps = args.max_steps if args.max_steps > 0 else \
             math.ceil(args.num_train_epochs * self.steps_per_epoch)
-        self.scheduler = get_scheduler(args.lr_scheduler_type, self.optimizer,
-                                       num_warmup_steps=args.get_warmup_steps(self.max_steps),
-                                       num_training_steps=self.max_steps,
-                                       scheduler_specific_kwargs=args.lr_scheduler_kwargs or {})
+        self.scheduler = create_scheduler(self.optimizer, args, self.max_steps)
         self.stop_ids = stop_token_ids(tokenizer, template)
         self.pad_id = tokenizer.pad_token_id
-        self.generation = generation_config(cfg.generating, self.stop_ids, self.pad_id)
+        self.generation = rollout_generation_config(cfg.generating, self.stop_ids, self.pad_id)
         self.kl_ctl = AdaptiveKLController(self.hyper.init_kl_coef, cfg.ppo.ppo_target, self.hyper.kl_horizon)
         self.moments = RunningMoments() if cfg.ppo.ppo_score_norm else None
         self.state = TrainerState(max_steps=self.max_steps, logging_steps=args.logging_steps)
@@ -141,38 +142,29 @@ class PPOTrainer:
 
     def update(self, roll: dict) -> dict[str, float]:
         """``ppo_epochs`` passes over the rollouts; returns the mean losses and clip fractions."""
-        hyper, device, acc = self.hyper, self.accelerator.device, self.accelerator
+        device, acc = self.accelerator.device, self.accelerator
         self.model.train()
-        sums = dict.fromkeys(("loss", "policy_loss", "value_loss", "clip_fraction", "value_clip_fraction"), 0.0)
-        count = 0
         n = len(roll["scores"])
         for _ in range(self.cfg.ppo.ppo_epochs):
             order = torch.randperm(n, generator=self.rng)
             for k, start in enumerate(range(0, n, self.batch_size)):
                 idx = order[start:start + self.batch_size]
-                sub = roll["batch"].select(idx).to(device)
-                part = {key: roll[key][idx].to(device) for key in ("logps", "values", "advantages", "returns",
-                                                                    "mask")}
+                minibatch = {key: roll[key][idx].to(device) for key in ("logps", "values", "advantages",
+                                                                         "returns", "mask")}
+                minibatch.update(rollout=roll["batch"].select(idx).to(device), width=roll["width"])
                 sync = (k + 1) % self.accumulation == 0
                 with (nullcontext() if sync else acc.no_sync(self.model)):
-                    with acc.autocast():
-                        logps, values = policy_outputs(self.model, sub, roll["width"])
-                    pg, clip = policy_loss(logps.float(), part["logps"], part["advantages"], part["mask"],
-                                           hyper.cliprange)
-                    vf, vclip = value_loss(values.float(), part["values"], part["returns"], part["mask"],
-                                           hyper.cliprange_value)
-                    loss = pg + hyper.vf_coef * vf
+                    with acc.autocast():  # the forward pass; the loss terms are float32 element-wise math
+                        loss = self.loss(self.loss_context, self.model, minibatch)
                     acc.backward(loss / self.accumulation)
                 if sync:
                     if self.args.max_grad_norm and self.args.max_grad_norm > 0:
                         acc.clip_grad_norm_(self.trainable, self.args.max_grad_norm)
                     self.optimizer.step()
                     self.optimizer.zero_grad()
-                for key, value in (("loss", loss), ("policy_loss", pg), ("value_loss", vf), ("clip_fraction", clip),
-                                   ("value_clip_fraction", vclip)):
-                    sums[key] += value.item()
-                count += 1
-        return {key: value / count for key, value in sums.items()}
+                self.update_metrics.record(loss=loss.detach())
+                self.update_metrics.count += 1
+        return self.update_metrics.collect()
 
     def step(self, prompts: list[list[int]]) -> dict[str, float]:
         roll = self.advantages(self.rollout(prompts))
@@ -234,8 +226,7 @@ class PPOTrainer:
             getattr(callback, event)(self.args, self.state, self.control, **kwargs)
 
     def _save_every(self) -> int:
-        strategy = str(getattr(self.args.save_strategy, "value", self.args.save_strategy))
-        if strategy != "steps" or not self.args.save_steps:
+        if self.args.save_strategy != "steps" or not self.args.save_steps:
             return 0
         steps = self.args.save_steps
         return int(steps) if steps >= 1 else max(1, math.ceil(self.max_steps * steps))
@@ -251,7 +242,7 @@ class PPOTrainer:
             out.mkdir(parents=True, exist_ok=True)
             wrapper = self.unwrapped
             policy = wrapper.policy
-            if hasattr(policy, "peft_config"):
+            if is_peft_model(policy):
                 policy.save_pretrained(str(out), selected_adapters=["default"])
             else:
                 policy.save_pretrained(str(out))
@@ -265,6 +256,4 @@ class PPOTrainer:
         folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
         self.save(folder)
         if self.accelerator.is_main_process:
-            tmp = folder / (MARKER + ".tmp")
-            tmp.write_text(str(self.state.global_step), encoding="utf-8")
-            os.replace(tmp, folder / MARKER)
+            mark_complete(folder, self.state.global_step)

@@ -1,0 +1,182 @@
+"""What every training loop shares, built from the run plan: the output-dir and resume policy, the model with
+its method, tokens and gates, the reference policy, TrainingArguments, and (for loops without Trainer) the
+optimizer and scheduler from `optim` / `lr_scheduler_type` exactly as Trainer builds them."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..config.errors import ConfigError
+from ..config.schema import Config
+from ..model.load import count_parameters, load_model
+from ..model.methods import apply_method, apply_new_rows_only
+from .callbacks.checkpoint_marker import checkpoints, last_complete_checkpoint
+from .plan import RunPlan, checkpointing_arguments
+from .speed import gpu_input_arguments
+
+logger = logging.getLogger(__name__)
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def resume_point(cfg: Config, resumable: bool = True) -> str | None:
+    """The checkpoint to resume from, or None for a fresh start; refuses to clobber an existing run. A loop
+    that cannot resume (``resumable=False``) starts fresh and still refuses a non-empty output_dir."""
+    out = Path(cfg.output_dir)
+    requested = cfg.training.get("resume_from_checkpoint")
+    if resumable and (requested is True or (isinstance(requested, str) and requested.lower() == "true")):
+        last = last_complete_checkpoint(out)
+        if last is None:
+            raise ConfigError(f"`resume_from_checkpoint: true` but {out} holds no complete checkpoint")
+        return str(last)
+    if resumable and isinstance(requested, str) and requested:
+        if not Path(requested).is_dir():
+            raise ConfigError(f"`resume_from_checkpoint`: {requested} is not a directory")
+        return requested
+    if out.is_dir() and any(out.iterdir()) and not cfg.run.overwrite_output_dir:
+        last = last_complete_checkpoint(out) if resumable else None
+        if last is not None:
+            logger.info("Resuming training from %s (set overwrite_output_dir: true to start over)", last)
+            return str(last)
+        raise ConfigError(f"output_dir {out} already exists and is not empty; set `overwrite_output_dir: true` "
+                          "to write into it, or choose another `output_dir`")
+    if any(not complete for _, _, complete in checkpoints(out)):
+        logger.warning("ignoring incomplete checkpoints in %s", out)
+    return None
+
+
+def training_arguments(cfg: Config, plan: RunPlan):
+    from transformers import TrainingArguments
+
+    kwargs = {"report_to": "none", "remove_unused_columns": False, "label_names": ["labels"],
+              "save_only_model": False}
+    kwargs.update(cfg.training)
+    if not plan.cuda:
+        kwargs.update(bf16=False, fp16=False, dataloader_pin_memory=False)
+    elif plan.autocast is None:
+        kwargs.update(bf16=False, fp16=False)  # pure_bf16: bfloat16 weights, no autocast
+    kwargs.pop("resume_from_checkpoint", None)
+    kwargs.update(checkpointing_arguments(cfg))
+    cores = os.cpu_count() or 1
+    if kwargs.get("dataloader_num_workers", 0) > cores:
+        logger.info("dataloader_num_workers=%d capped to the %d CPU cores of this machine",
+                    kwargs["dataloader_num_workers"], cores)
+        kwargs["dataloader_num_workers"] = cores
+    kwargs.pop("do_train", None)
+    kwargs.update(gpu_input_arguments(kwargs, cores, cfg.data.streaming))
+    try:
+        return TrainingArguments(**kwargs)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"invalid training arguments: {err}") from None
+
+
+@dataclass
+class Policy:
+    """The model being trained and what decides which of its weights train when."""
+
+    model: object
+    gates: object  # train.gates.Gates
+    trainable_params: int
+    total_params: int
+    embedding_rows: int
+
+
+def setup_model(cfg: Config, plan: RunPlan, prepared) -> Policy:
+    """Model in the planned dtype, tokens resized and initialised, the method applied, and the gates that
+    decide what trains when."""
+    import torch
+
+    from ..model.tokens import find_extra_id_tokens
+    from .schedule import build_schedule
+    from .speed import compile_layers
+    from .token_training import build_gates, prepare_model
+
+    model = load_model(cfg.model, torch_dtype(plan.load_dtype), attn=plan.attention, head=plan.model_head,
+                       pad_token_id=prepared.tokenizer.pad_token_id)
+    added = prepared.added
+    grew = prepare_model(model, prepared.tokenizer, added, cfg.tokens, plan.seed)
+    if cfg.tokens.train_new_tokens_only:
+        model = apply_new_rows_only(model, cfg.finetuning.finetuning_type, added.all_ids)
+    else:
+        # rows of new tokens, or of tokens the config sets a schedule for, must be able to train
+        rows_matter = grew or (cfg.tokens.freeze_extra_id_steps > 0 and bool(find_extra_id_tokens(prepared.tokenizer)))
+        model = apply_method(model, cfg.model, cfg.finetuning, train_embeddings=rows_matter)
+    gates = build_gates(model, prepared.tokenizer, added, cfg.tokens)
+    if cfg.tokens.unfreeze_schedule:
+        gates = gates.merged(build_schedule(model, cfg.tokens.unfreeze_schedule, added.all_ids))
+    if plan.trainable_float32:
+        for param in model.parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()  # trainable weights are kept in float32
+    if plan.compile_layers:
+        compile_layers(model)
+    trainable, total = count_parameters(model)
+    logger.info("trainable params: %s || all params: %s || trainable%%: %.4f", f"{trainable:,}", f"{total:,}",
+                100.0 * trainable / max(total, 1))
+    if cfg.model.print_param_status:
+        for name, param in model.named_parameters():
+            logger.info("%s %s %s trainable=%s", name, tuple(param.shape), param.dtype, param.requires_grad)
+    return Policy(model, gates, trainable, total, model.get_input_embeddings().weight.shape[0])
+
+
+def build_reference(cfg: Config, plan: RunPlan, model):
+    """The planned reference policy (see train/reference.py for the rules), or None."""
+    from .reference import build_reference as build
+
+    if plan.reference is None:
+        return None
+
+    def load(path: str, dt):
+        return load_model(replace(cfg.model, model_name_or_path=path, adapter_name_or_path=()), dt)
+
+    reference = build(cfg.preference, cfg.finetuning.finetuning_type, model, load,
+                      torch_dtype(plan.reference_dtype), model.get_input_embeddings().weight.shape[0])
+    logger.info("reference: %s, adding %.1f MB of parameters to the policy's", reference.kind,
+                reference.extra_bytes(model) / 2**20)
+    return reference
+
+
+def create_optimizer(model, args):
+    """The optimizer Trainer would build for ``args`` (`optim`, `optim_args`, learning rate, betas, epsilon,
+    weight decay on every weight but norms and biases)."""
+    from transformers import Trainer
+
+    from ..model.compat import decay_parameter_names
+
+    decay = set(decay_parameter_names(model))
+    groups = [{"params": [p for n, p in model.named_parameters() if p.requires_grad and n in decay],
+               "weight_decay": args.weight_decay},
+              {"params": [p for n, p in model.named_parameters() if p.requires_grad and n not in decay],
+               "weight_decay": 0.0}]
+    cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    special = {"params", "model", "optimizer_dict"} & set(kwargs)
+    if special or not isinstance(cls, type):
+        raise ConfigError(f"`optim: {args.optim}` manages its own parameter groups inside transformers' Trainer and "
+                          "is not available in this loop; use an AdamW variant (e.g. adamw_torch) or SGD/Adafactor")
+    return cls(groups, **kwargs)
+
+
+def create_scheduler(optimizer, args, num_training_steps: int):
+    """`lr_scheduler_type` with `warmup_ratio` / `warmup_steps` and `lr_scheduler_kwargs`, as Trainer."""
+    from transformers import get_scheduler
+
+    return get_scheduler(args.lr_scheduler_type, optimizer,
+                         num_warmup_steps=args.get_warmup_steps(num_training_steps),
+                         num_training_steps=num_training_steps,
+                         scheduler_specific_kwargs=args.lr_scheduler_kwargs or {})
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    train_loss: float | None
+    global_step: int
+    trainable_params: int
+    total_params: int
