@@ -113,7 +113,9 @@ class FinetuningArgs:
     create_new_adapter: bool = opt(
         False, "Start a fresh adapter on top of loaded adapters instead of resuming the last.")
     plot_loss: bool = opt(False, "Write training_loss.png into output_dir.")
-    compute_accuracy: bool = opt(False, "Report token accuracy at evaluation.")
+    compute_accuracy: bool = opt(False, "sft/pt: report `eval_accuracy` at evaluation, the share of trained next "
+                                        "tokens predicted exactly (argmax), averaged per example as in "
+                                        "LLaMA-Factory; needs `val_size` or `eval_dataset`.")
 
 
 @dataclass(frozen=True)

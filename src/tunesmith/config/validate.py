@@ -212,6 +212,18 @@ def token_weights_fit_stage(cfg: Config, origins: Origins) -> None:
                           "chosen replies; set `pref_ftx` > 0 to have one")
 
 
+def accuracy_needs_evaluation(cfg: Config, origins: Origins) -> None:
+    if not cfg.finetuning.compute_accuracy:
+        return
+    where = _where(origins, "compute_accuracy")
+    if cfg.stage not in ("sft", "pt"):
+        raise ConfigError(f"{where}: `compute_accuracy` reports next-token accuracy of sft/pt; stage {cfg.stage} "
+                          "logs its own accuracy (rewards/accuracies for rm and dpo); remove the key")
+    if not (cfg.data.val_size > 0 or cfg.data.eval_dataset):
+        raise ConfigError(f"{where}: `compute_accuracy` is measured at evaluation; set `val_size` or "
+                          "`eval_dataset` (with `eval_strategy: steps` or `epoch`)")
+
+
 def backend_is_implemented(cfg: Config, origins: Origins) -> None:
     if cfg.infer.infer_backend not in IMPLEMENTED_BACKENDS:
         raise ConfigError(f"{_where(origins, 'infer_backend')}: `infer_backend: {cfg.infer.infer_backend}` is not "
@@ -362,6 +374,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     reference_options_fit,
     precomputed_reference_in_memory,
     token_weights_fit_stage,
+    accuracy_needs_evaluation,
     reward_model_fits,
     ppo_values_in_range,
     ppo_options_fit,

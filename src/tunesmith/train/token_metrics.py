@@ -85,5 +85,22 @@ def special_token_f1(predictions, label_ids, special: dict[str, int]) -> dict[st
     return out
 
 
+def token_accuracy(predictions, label_ids) -> float:
+    """LLaMA-Factory's `compute_accuracy`: per example (row), the share of trained positions whose argmax
+    prediction is the next token; the mean of those shares over the examples that have a trained position.
+
+    predictions: (N, T) argmax ids where position t predicts label t+1; label_ids: (N, T) unshifted, -100
+    where not trained (and where Trainer padded the evaluation batches to one width)."""
+    preds = torch.as_tensor(predictions)[:, :-1]
+    targets = torch.as_tensor(label_ids)[:, 1:]
+    trained = targets != IGNORE_INDEX
+    counts = trained.sum(-1)
+    hits = ((preds == targets) & trained).sum(-1)
+    rows = counts > 0
+    if not bool(rows.any()):
+        return 0.0
+    return round(float((hits[rows].double() / counts[rows].double()).mean()), 4)
+
+
 def _f1(tp: int, fp: int, fn: int) -> float:
     return round(2 * tp / (2 * tp + fp + fn), 4) if tp else 0.0

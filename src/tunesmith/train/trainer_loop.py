@@ -87,6 +87,16 @@ def precompute_reference(stage_loss, reference, model, collator, data, args) -> 
     return out[0], (out[1] if data.eval else None)
 
 
+def evaluation_metrics(prediction, special: dict[str, int], accuracy: bool) -> dict[str, float]:
+    """What evaluation reports from the predicted ids: special-token F1 and `compute_accuracy`'s accuracy."""
+    from .token_metrics import special_token_f1, token_accuracy
+
+    out = special_token_f1(prediction.predictions, prediction.label_ids, special) if special else {}
+    if accuracy:
+        out["accuracy"] = token_accuracy(prediction.predictions, prediction.label_ids)
+    return out
+
+
 def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, policy: Policy, resume: str | None,
                        callbacks: list) -> RunResult:
     from ..data.collate import EncodedDataset
@@ -94,7 +104,7 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
     from .callbacks.phases import PhaseLogCallback
     from .plot import plot_loss, plot_rewards, plot_special
     from .save import write_run_card
-    from .token_metrics import SpecialTokenMeter, argmax_logits, special_token_f1
+    from .token_metrics import SpecialTokenMeter, argmax_logits
     from .token_training import loss_weights, monitored_tokens
     from .trainer import TunesmithTrainer
 
@@ -117,8 +127,10 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
     phase_log = [PhaseLogCallback([p.name for p in data.parts], data.phase_sizes,
                                   batches.phase_batch_counts if batches else None)] if data.phase_sizes else []
     special = monitored_tokens(tokenizer, prepared.added, cfg.tokens)
-    metrics = dict(compute_metrics=lambda p: special_token_f1(p.predictions, p.label_ids, special),
-                   preprocess_logits_for_metrics=argmax_logits) if special and data.eval and not stage_loss else {}
+    metrics = {}
+    if data.eval and not stage_loss and (special or cfg.finetuning.compute_accuracy):
+        metrics = dict(compute_metrics=lambda p: evaluation_metrics(p, special, cfg.finetuning.compute_accuracy),
+                       preprocess_logits_for_metrics=argmax_logits)
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     trainer = TunesmithTrainer(
         model=model, args=args, data_collator=collator, processing_class=tokenizer,
