@@ -8,8 +8,10 @@ from typing import Any
 
 from .errors import ConfigError
 
-_TRUE = {"true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off"}
+_TRUE = {"true", "yes", "1", "on", "y"}
+_FALSE = {"false", "no", "0", "off", "n"}
+# Words YAML 1.1 reads as booleans. A config keeps them as text (load.py); keys that take true/false read them here.
+YAML11_WORDS = {"yes": True, "on": True, "no": False, "off": False}
 
 
 def _fail(key: str, value: Any, want: str, origin: str) -> ConfigError:
@@ -121,12 +123,25 @@ def coerce_typed(key: str, value: Any, annotation: Any, origin: str) -> Any:
     return value
 
 
+def yaml11_flag(value: Any) -> Any:
+    """yes/no/on/off text -> the boolean YAML 1.1 would have read; anything else unchanged."""
+    if isinstance(value, str) and value.strip().lower() in YAML11_WORDS:
+        return YAML11_WORDS[value.strip().lower()]
+    return value
+
+
 def coerce_hf(key: str, value: Any, kind: str, origin: str) -> Any:
-    """Coerce a TrainingArguments value by the kind recorded in hf_keys.py."""
+    """Coerce a TrainingArguments value by the kind recorded in hf_keys.py: bool, int, float, str (each with ``?``
+    when null is allowed), ``name`` (a name such as a strategy, kept as written: ``no`` is the strategy "no") or
+    ``any`` (passed on; yes/no/on/off read as YAML 1.1 booleans)."""
     optional = kind.endswith("?")
     base = kind.rstrip("?")
     if optional and (value is None or (isinstance(value, str) and value.strip().lower() in ("null", "~"))):
         return None
+    if base == "name":
+        if isinstance(value, bool):
+            raise _fail(key, value, "a name written as text (e.g. no, steps, epoch), not a boolean", origin)
+        return str(value) if isinstance(value, str) else value
     if base == "any":
-        return value
+        return yaml11_flag(value)
     return {"bool": to_bool, "int": to_int, "float": to_float, "str": to_str}[base](key, value, origin)

@@ -26,8 +26,30 @@ from .keys import ALIASES, UNSUPPORTED_LF_KEYS, all_valid_keys, section_keys
 from .schema import SECTIONS, Config
 from .validate import validate
 
+# TrainingArguments keys whose values are names (an enum or text): `save_strategy: no` is the strategy "no",
+# not YAML 1.1's false. tests/config/test_hf_keys.py keeps this in step with transformers' annotations.
+HF_NAME_KEYS = ("lr_scheduler_type", "optim", "logging_strategy", "eval_strategy", "save_strategy", "hub_strategy",
+                "report_to", "debug")
 # TrainingArguments keys whose YAML values are wider than transformers' annotation.
-HF_KIND_OVERRIDES = {"resume_from_checkpoint": "any"}  # true = the last checkpoint in output_dir
+HF_KIND_OVERRIDES = {
+    "resume_from_checkpoint": "any",  # true = the last checkpoint in output_dir
+    "fsdp": "any",  # transformers also takes true (and a list of options)
+    **{key: "name" for key in HF_NAME_KEYS},
+}
+# Values transformers accepts for some name keys (its enums; tests/config/test_hf_keys.py compares them), checked
+# here so that a wrong value fails before anything loads.
+_INTERVALS = ("no", "steps", "epoch")
+HF_CHOICES: dict[str, tuple[str, ...]] = {
+    "logging_strategy": _INTERVALS,
+    "eval_strategy": _INTERVALS,
+    "save_strategy": (*_INTERVALS, "best"),
+    "hub_strategy": ("end", "every_save", "checkpoint", "all_checkpoints"),
+    "lr_scheduler_type": ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                          "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr",
+                          "cosine_warmup_with_min_lr", "warmup_stable_decay", "greedy"),
+}
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 # key -> (value, origin) where origin is the file or "command line"
 Raw = dict[str, tuple[Any, str]]
@@ -39,7 +61,7 @@ def read_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}")
     text = path.read_text(encoding="utf-8")
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
     except yaml.YAMLError as err:
@@ -81,10 +103,30 @@ def parse_argv(argv: list[str]) -> Raw:
     return raw
 
 
-def _parse_scalar(text: str) -> Any:
-    """Command-line values are read as YAML scalars (true, 3, 0.5, null, [a, b])."""
+def load_yaml(text: str) -> Any:
+    """YAML, except that a top-level value written yes/no/on/off (any case) stays text, where YAML 1.1 would read a
+    boolean: `save_strategy: no` is the strategy "no", `run_name: on` the name "on". Keys that take true/false read
+    those words as booleans (coerce.py); values nested in lists and mappings are read as YAML 1.1 reads them."""
+    loader = yaml.SafeLoader(text)
     try:
-        return yaml.safe_load(text) if text.strip() else ""
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        values = [value for _, value in node.value] if isinstance(node, yaml.MappingNode) else [node]
+        for value in values:
+            if isinstance(value, yaml.ScalarNode) and value.tag == _BOOL_TAG and \
+                    value.value.lower() not in ("true", "false"):
+                value.tag = _STR_TAG
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _parse_scalar(text: str) -> Any:
+    """Command-line values are read as YAML scalars (true, 3, 0.5, null, [a, b]); yes/no/on/off stay text, as in
+    a config file (load_yaml)."""
+    try:
+        return load_yaml(text) if text.strip() else ""
     except yaml.YAMLError:
         return text
 
@@ -97,7 +139,7 @@ def suggest(key: str, valid: set[str]) -> str:
 def switched_off(value: Any) -> bool:
     """false / null, as YAML or as command-line text."""
     return value is None or value is False or (isinstance(value, str) and value.strip().lower() in
-                                                ("false", "none", "null", ""))
+                                                ("false", "no", "off", "n", "none", "null", ""))
 
 
 def check_keys(raw: Raw) -> Raw:
@@ -136,7 +178,8 @@ def build_config(raw: Raw, for_training: bool = True, purpose: str | None = None
             hints = typing.get_type_hints(SECTIONS[section])
             sections[section][key] = coerce_typed(key, value, hints[key], origin)
         else:
-            training[key] = coerce_hf(key, value, HF_KIND_OVERRIDES.get(key, HF_TRAINING_KEYS[key]), origin)
+            training[key] = _hf_choice(key, coerce_hf(key, value, HF_KIND_OVERRIDES.get(key, HF_TRAINING_KEYS[key]),
+                                                      origin), origin)
     built = {}
     for name, cls in SECTIONS.items():
         _check_choices(cls, sections[name], raw)
@@ -145,6 +188,17 @@ def build_config(raw: Raw, for_training: bool = True, purpose: str | None = None
     config = Config(**built, training=training, sources=sources)
     validate(config, origins={k: o for k, (_, o) in raw.items()}, for_training=for_training, purpose=purpose)
     return config
+
+
+def _hf_choice(key: str, value: Any, origin: str) -> Any:
+    """A name from HF_CHOICES, lower-cased as transformers' enums spell them (`save_strategy: No` is "no")."""
+    choices = HF_CHOICES.get(key)
+    if not choices or not isinstance(value, str):
+        return value
+    if value.strip().lower() in choices:
+        return value.strip().lower()
+    raise ConfigError(f"{origin}: `{key}` must be one of {', '.join(choices)}; got {value!r}"
+                      f"{suggest(value.strip().lower(), set(choices))}")
 
 
 def _check_choices(cls: type, values: dict[str, Any], raw: Raw) -> None:
