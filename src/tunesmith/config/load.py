@@ -4,13 +4,12 @@
     tunesmith train cfg.json
     tunesmith train --model_name_or_path m --stage sft --do_train ...
 
-Later sources override earlier ones. Unknown keys fail with the closest valid names; values are
+Later sources override earlier ones. Keys that cannot be used fail together (key_report.py); values are
 coerced to their declared types and every cross-field rule in validate.py runs before torch loads.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import typing
 from dataclasses import fields
@@ -22,7 +21,8 @@ import yaml
 from .coerce import coerce_hf, coerce_typed, to_float
 from .errors import ConfigError
 from .hf_keys import HF_TRAINING_KEYS
-from .keys import ALIASES, UNSUPPORTED_LF_KEYS, all_valid_keys, section_keys
+from .key_report import Raw, suggest, unusable_keys
+from .keys import ALIASES, all_valid_keys, section_keys
 from .schema import SECTIONS, Config
 from .validate import validate
 
@@ -50,9 +50,6 @@ HF_CHOICES: dict[str, tuple[str, ...]] = {
 }
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _STR_TAG = "tag:yaml.org,2002:str"
-
-# key -> (value, origin) where origin is the file or "command line"
-Raw = dict[str, tuple[Any, str]]
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -131,32 +128,13 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
-def suggest(key: str, valid: set[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(valid), n=3, cutoff=0.6)
-    return f"; did you mean {', '.join(close)}?" if close else ""
-
-
-def switched_off(value: Any) -> bool:
-    """false / null, as YAML or as command-line text."""
-    return value is None or value is False or (isinstance(value, str) and value.strip().lower() in
-                                                ("false", "no", "off", "n", "none", "null", ""))
-
-
 def check_keys(raw: Raw) -> Raw:
-    """Fail on unknown keys (with suggestions) and on LLaMA-Factory options tunesmith does not implement;
-    such an option left off (false / null) is harmless and dropped. Returns the keys to build from."""
-    valid = all_valid_keys()
-    kept = {}
-    for key, (value, origin) in raw.items():
-        if key in valid:
-            kept[key] = (value, origin)
-            continue
-        if key in UNSUPPORTED_LF_KEYS and switched_off(value):
-            continue  # e.g. `use_unsloth: false` in a LLaMA-Factory config: nothing to do
-        if key in UNSUPPORTED_LF_KEYS:
-            raise ConfigError(f"{origin}: `{key}` is a LLaMA-Factory option that tunesmith does not support: "
-                              f"{UNSUPPORTED_LF_KEYS[key]}. Remove it from the config.")
-        raise ConfigError(f"{origin}: unknown key `{key}`{suggest(key, valid)}")
+    """Fail on every key that cannot be used at once (key_report.py): unknown keys (with suggestions), LLaMA-Factory
+    options tunesmith does not implement (with what to use instead; one left off, false / null, is harmless and
+    dropped), nested sections and LLaMA-Factory's v1 layout. Returns the keys to build from."""
+    kept, report = unusable_keys(raw, all_valid_keys())
+    if report:
+        raise ConfigError(report)
     return kept
 
 
