@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import importlib.util
+import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 from .schema import IMPLEMENTED_BACKENDS, Config
@@ -96,6 +102,64 @@ def interleave_probs_match(cfg: Config, origins: Origins) -> None:
 def one_precision(cfg: Config, origins: Origins) -> None:
     if cfg.training.get("bf16") and cfg.training.get("fp16"):
         raise ConfigError(f"{_where(origins, 'bf16', 'fp16')}: set only one of `bf16` and `fp16`")
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # e.g. a name too long for the file system
+        return False
+
+
+def _deepspeed_config(value: Any, where: str) -> None:
+    """What transformers accepts for `deepspeed`: a mapping, the path of a JSON file, JSON text or base64 JSON text.
+    Its "auto" values are filled in by transformers, so they are accepted as they are."""
+    if isinstance(value, dict):
+        return
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: `deepspeed` must be the path of a DeepSpeed JSON config (e.g. "
+                          f"examples/deepspeed/ds_z2_config.json) or a mapping, got {value!r}")
+    inline = value.lstrip().startswith("{")
+    if not inline and _is_file(value):
+        try:
+            config = json.loads(Path(value).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{where}: `deepspeed` config {value} is not valid JSON: line {err.lineno}: "
+                              f"{err.msg}") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{where}: `deepspeed` config {value} cannot be read: {err}") from None
+    elif inline:
+        try:
+            config = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{where}: `deepspeed` JSON text is not valid JSON: {err.msg} at character "
+                              f"{err.pos}") from None
+    else:
+        try:
+            config = json.loads(base64.urlsafe_b64decode(value).decode("utf-8"))
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise ConfigError(f"{where}: `deepspeed` config file {value} not found (a relative path is read from "
+                              f"{Path.cwd()})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where}: `deepspeed` config {value} must hold a JSON object, got "
+                          f"{type(config).__name__}")
+
+
+def deepspeed_is_usable(cfg: Config, origins: Origins) -> None:
+    """`deepspeed` names a config that exists and parses, and the deepspeed package is installed: both known before
+    anything loads (the package is looked up, not imported)."""
+    value = cfg.training.get("deepspeed")
+    if value is None or value is False or value == "":
+        return
+    where = _where(origins, "deepspeed")
+    _deepspeed_config(value, where)
+    try:
+        installed = importlib.util.find_spec("deepspeed") is not None
+    except (ImportError, ValueError):
+        installed = False
+    if not installed:
+        raise ConfigError(f"{where}: `deepspeed` is set but the deepspeed package is not installed; install it with "
+                          "`pip install deepspeed`, or remove `deepspeed` to train without it")
 
 
 def batch_values_positive(cfg: Config, origins: Origins) -> None:
@@ -365,6 +429,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     data_sizes_positive,
     interleave_probs_match,
     one_precision,
+    deepspeed_is_usable,
     batch_values_positive,
     streaming_needs_max_steps,
     token_budget_fits,
@@ -383,7 +448,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
 
 
 # Rules that only matter when a run trains and writes (not for `tunesmith data preview`).
-TRAINING_ONLY = (output_dir_is_given, trains_something, ppo_starts_fresh)
+TRAINING_ONLY = (output_dir_is_given, trains_something, ppo_starts_fresh, deepspeed_is_usable)
 
 # chat / api / export use a trained model: no data, no training rules.
 USING_A_MODEL = (model_is_given, finetuning_type_is_supported, backend_is_implemented, generating_values_in_range,
