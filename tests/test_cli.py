@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+
+import pytest
 
 from tunesmith import __version__
 from tunesmith.cli import COMMANDS, main
@@ -49,3 +52,60 @@ def test_tiny_model_command_builds_a_loadable_model(tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "m").config.model_type == "llama"
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_command_has_help(name, flag, capsys):
+    assert main([name, flag]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: tunesmith {name}")
+    assert "unknown key" not in out
+
+
+def test_train_help_lists_the_keys_by_section_from_the_schema(capsys):
+    from dataclasses import fields
+
+    from tunesmith.config.help import TRAIN_SECTIONS, show_default
+    from tunesmith.config.hf_keys import HF_TRAINING_KEYS
+    from tunesmith.config.schema import SECTIONS
+
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    for section, _ in TRAIN_SECTIONS:
+        assert any(line.startswith(f"{section} keys:") for line in lines), section
+        for f in fields(SECTIONS[section]):
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            head = [line for line in lines if line.startswith(f"  {f.name} = {show_default(default)}")]
+            assert head, f.name
+            first_words = " ".join(f.metadata["help"].split()[:4])
+            assert first_words in " ".join(out.split()), f.name
+    assert "transformers TrainingArguments keys (" in out
+    flat = " ".join(out.split())
+    assert all(key in flat for key in HF_TRAINING_KEYS)
+    assert "save_strategy (no | steps | epoch | best)" in flat
+    assert "  stage = sft  (pt | sft | rm | ppo | dpo | kto)" in lines
+
+
+def test_chat_help_lists_what_chat_reads(capsys):
+    assert main(["chat", "-h"]) == 0
+    out = capsys.readouterr().out
+    assert "--query TEXT" in out and "infer keys:" in out and "generating keys:" in out
+    assert "  template = null" in out and "  cutoff_len" not in out and "TrainingArguments" not in out
+
+
+def test_help_forms(capsys):
+    assert main(["help", "train"]) == 0
+    by_word = capsys.readouterr().out
+    assert main(["train", "cfg.yaml", "--help"]) == 0
+    assert capsys.readouterr().out == by_word
+    assert main(["data", "preview", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: tunesmith data preview")
+
+
+def test_help_needs_no_torch():
+    code = ("import sys; from tunesmith.cli import main; main(['train', '--help']); main(['api', '--help']); "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("[]")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -19,6 +20,8 @@ commands:
   tiny-model  build a small offline model with its own BPE tokenizer: tunesmith tiny-model OUT_DIR [options]
   env         print versions of tunesmith, Python, torch and the libraries it builds on
   version     print tunesmith's version
+
+`tunesmith COMMAND --help` (or -h) shows a command's usage and the config keys it reads.
 """
 
 
@@ -147,7 +150,7 @@ def cmd_export(argv: list[str]) -> int:
     return 0
 
 
-def cmd_tiny_model(argv: list[str]) -> int:
+def tiny_model_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunesmith tiny-model",
                                      description="Build a small random causal LM with a trained byte-level BPE "
                                                  "tokenizer and chat template, offline and deterministically.")
@@ -162,7 +165,11 @@ def cmd_tiny_model(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--corpus", action="append", default=[],
                         help="extra text/JSON files whose text the tokenizer also learns from (repeatable)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def cmd_tiny_model(argv: list[str]) -> int:
+    args = tiny_model_parser().parse_args(argv)
     from .model.tiny import build_tiny_model
     from .utils.corpus import texts_from_files
 
@@ -204,18 +211,76 @@ def cmd_version(argv: list[str]) -> int:
     return 0
 
 
+TRAIN_USAGE = "tunesmith train cfg.yaml [key=value ...] | cfg.json | --key value ..."
+DATA_USAGE = "tunesmith data preview cfg.yaml [key=value ...] [--num N] [--no-color]"
+CONFIG_NOTE = ("Keys come from YAML/JSON config files, key=value and --key value, in that order; later ones win. "
+               "Names are LLaMA-Factory's.")
+# command -> (usage, what it does, its own options, the config sections it reads (config/help.py) or None,
+# whether transformers' TrainingArguments keys apply)
+HELP: dict[str, tuple[str, str, tuple[str, ...], str | None, bool]] = {
+    "train": (TRAIN_USAGE, "Fine-tune a model: stage pt, sft, rm, ppo, dpo or kto; finetuning_type full, freeze or "
+                           "lora.", (), "TRAIN_SECTIONS", True),
+    "data": (DATA_USAGE, "Show the first examples as training sees them, trained tokens marked, and statistics of "
+                         "the prepared data. Reads the training config.",
+             ("--num N      examples to show (default 3)",
+              "--no-color   mark trained tokens with ⟦ ⟧ instead of colour"), "DATA_SECTIONS", False),
+    "chat": (CHAT_USAGE, "Chat with a model in the terminal. OUTPUT_DIR alone (a training run's output) stands for "
+                         "model_name_or_path=OUTPUT_DIR.",
+             ("--query TEXT  answer one message and exit",), "CHAT_SECTIONS", False),
+    "api": (API_USAGE, "Serve an OpenAI-compatible API (/v1/chat/completions, /v1/models). OUTPUT_DIR alone stands "
+                       "for model_name_or_path=OUTPUT_DIR.",
+            ("--host HOST, --port PORT, --api-key KEY, --model-name NAME",
+             "             set api_host, api_port, api_key, api_model_name"), "API_SECTIONS", False),
+    "export": (EXPORT_USAGE, "Merge adapters into the base model and write a plain transformers model with its "
+                             "tokenizer and generation config. OUTPUT_DIR alone stands for "
+                             "model_name_or_path=OUTPUT_DIR.", (), "EXPORT_SECTIONS", False),
+    "env": ("tunesmith env", "Print the versions of tunesmith, Python, torch and the libraries it builds on, and "
+                             "what this machine offers (CUDA, attention kernels, CPU threads).", (), None, False),
+    "version": ("tunesmith version", "Print tunesmith's version (also tunesmith --version or -V).", (), None, False),
+}
+
+
+def command_help(name: str) -> str:
+    """Usage, description, options and, for commands that read a config, its keys (generated from the schema)."""
+    import textwrap
+
+    if name == "tiny-model":
+        return tiny_model_parser().format_help()
+    usage, about, options, sections, training = HELP[name]
+    lines = [f"usage: {usage}", "", *textwrap.wrap(about, 100)]
+    if options:
+        lines += ["", "options:", *(f"  {option}" for option in options)]
+    if sections:
+        from .config import help as keys_help
+
+        lines += ["", *textwrap.wrap(CONFIG_NOTE, 100), "",
+                  keys_help.keys_help(getattr(keys_help, sections), training_arguments=training)]
+    return "\n".join(lines)
+
+
+def _print_help(text: str) -> int:
+    try:
+        print(text)
+    except BrokenPipeError:  # `tunesmith train --help | head`
+        sys.stdout = open(os.devnull, "w")  # nothing more reaches the closed pipe
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "data": cmd_data, "chat": cmd_chat, "api": cmd_api, "export": cmd_export,
             "tiny-model": cmd_tiny_model, "env": cmd_env, "version": cmd_version}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["help"] and argv[1:2] and argv[1] in COMMANDS:
+        argv = [argv[1], "--help"]  # tunesmith help train
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
-        return 0
+        return _print_help(USAGE)
     if argv[0] in ("-V", "--version"):
         return cmd_version([])
     command = COMMANDS.get(argv[0])
+    if command is not None and ("-h" in argv[1:] or "--help" in argv[1:]):
+        return _print_help(command_help(argv[0]))
     if command is None:
         import difflib
 

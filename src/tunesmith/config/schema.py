@@ -29,6 +29,8 @@ TOOL_FORMATS = ("default", "qwen", "llama3", "mistral")  # templates/tools.py FO
 
 @dataclass(frozen=True)
 class ModelArgs:
+    """The model to fine-tune or use, and how it loads."""
+
     model_name_or_path: str | None = opt(None, "Local directory (or cached hub id) of the model to fine-tune.")
     adapter_name_or_path: tuple[str, ...] = opt(
         (), "PEFT adapter dirs, comma-separated, applied in order.", list_sep=True)
@@ -57,6 +59,8 @@ class ModelArgs:
 
 @dataclass(frozen=True)
 class DataArgs:
+    """Datasets, the chat template, and how examples become tokens."""
+
     dataset: tuple[str, ...] = opt((), "Training dataset names from dataset_info.json, comma-separated.", list_sep=True)
     eval_dataset: tuple[str, ...] = opt((), "Evaluation dataset names, comma-separated.", list_sep=True)
     dataset_dir: str = opt("data", "Folder holding dataset_info.json and the data files.")
@@ -94,6 +98,8 @@ class DataArgs:
 
 @dataclass(frozen=True)
 class FinetuningArgs:
+    """The training stage and which weights train (full, freeze or lora)."""
+
     stage: str = opt("sft", "Training stage.", choices=STAGES)
     finetuning_type: str = opt("lora", "Which weights train.", choices=("full", "freeze", "lora", "oft"))
     freeze_trainable_layers: int = opt(2, "freeze: +N trains the last N layers, -N the first N.")
