@@ -169,7 +169,7 @@ def test_every_unsupported_key_says_what_it_is_and_what_to_use():
                   "hardware backend", "kernel library", "precision", "quantisation", "model conversion",
                   "attention variant", "model config", "multimodal", "inference backend", "inference option",
                   "evaluation", "data sampling", "experiment tracker", "profiler", "metrics", "model hub",
-                  "tokenization", "template option"}
+                  "tokenization", "template option", "training argument"}
     for key, entry in UNSUPPORTED.items():
         assert entry.category in categories and entry.feature and entry.instead, key
         assert entry.switch is None or UNSUPPORTED[entry.switch].feature == entry.feature, key

@@ -99,11 +99,13 @@ UNSUPPORTED: dict[str, Unsupported] = {
     **_group("hardware backend", "KTransformers, MoE experts on the CPU with AMX", "experts train on the GPU like "
              "every other weight; a `deepspeed` ZeRO-3 offload config keeps weights in CPU memory",
              "use_kt kt_cpu_activation kt_weight_path kt_non_expert_weight_path kt_expert_checkpoint_path "
-             "kt_use_lora_experts kt_lora_expert_num kt_lora_expert_intermediate_size", switch="use_kt"),
+             "kt_use_lora_experts kt_lora_expert_num kt_lora_expert_intermediate_size kt_config", switch="use_kt"),
     **_group("kernel library", "Unsloth", KERNELS, "use_unsloth", switch="use_unsloth"),
     **_group("kernel library", "Unsloth gradient checkpointing", "use `gradient_checkpointing: true` (or "
              "`disable_gradient_checkpointing: false`)", "use_unsloth_gc"),
     **_group("kernel library", "LLaMA-Factory v1 kernels", KERNELS, "use_v1_kernels"),
+    **_group("training argument", "removed from transformers' TrainingArguments in version 5", "set "
+             "`transformer_layer_cls_to_wrap` in `fsdp_config`", "fsdp_transformer_layer_cls_to_wrap"),
     **_group("precision", "FP8 training", "train in `bf16: true` (or `pure_bf16: true`)",
              "fp8 fp8_backend fp8_enable_fsdp_float8_all_gather", switch="fp8"),
     **_group("precision", "fp16 upcasting", "not needed: tunesmith keeps trainable weights in float32 and uses "
