@@ -9,6 +9,11 @@ Tools (``Conversation.tools``) are appended to the system text and function mess
 the family's call syntax (see tools.py). Reasoning templates (``reasoning=True``) follow LLaMA-Factory's
 ReasoningTemplate: a reply without a thought gets an empty one (``<think>\\n\\n</think>\\n\\n``), trained
 when thinking is enabled and part of the prompt otherwise; ``enable_thinking=False`` drops thoughts.
+
+``efficient_eos`` and ``replace_eos`` are LLaMA-Factory's flags, recorded as it sets them. They describe what
+happens around the template, not its text: under ``efficient_eos`` LLaMA-Factory's data processors append a
+trained EOS after the last reply and label the first token after every earlier reply as EOS; under
+``replace_eos`` the tokenizer's EOS becomes ``stop_words[0]`` (no such template writes ``{{eos_token}}``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from ..config.errors import ConfigError
 from ..types import Conversation, Message, Segment
-from .tools import FORMATS, format_function, format_tools
+from .tools import ALL_FORMATS, format_function, format_tools
 
 _PLACEHOLDER = Message("assistant", "")
 _SPECIAL_MARKER = re.compile(r"<\|[^|<>\s]+\|>|<｜[^｜<>\s]+｜>|<(?:start|end)_of_turn>|\[/?INST\]|<</?SYS>>")
@@ -47,18 +52,30 @@ class Template:
     enable_thinking: bool | None = True  # reasoning only: None keeps thoughts but never trains an empty one
     preserve_thinking: bool = False  # reasoning only: keep history thoughts in prompts and under mask_history
     special_tokens: tuple[str, ...] | None = None  # tokens check_fits requires; None: found in the slots
+    function_sep: str | None = None  # untrained text after a function call; None: assistant_sep
+    tool_call_words: tuple[str, str] = ("<tool_call>", "</tool_call>")  # a call block inside a function message
+    tools_slot: str | None = None  # phi4_mini: the tools JSON goes here as given, instead of tool_format's text
+    strip_tool_newlines: bool = False  # moss_vl: tool text opening a system block without a system message
+    empty_thought_text: str | None = None  # reasoning: the empty thought, when not the two thought words
+    efficient_eos: bool = False  # LLaMA-Factory: no EOS in the slots; its data processors train one (above)
+    replace_eos: bool = False  # LLaMA-Factory: the tokenizer's EOS is replaced by stop_words[0]
+    mm_plugin: str = ""  # LLaMA-Factory's multimodal plugin; media placeholders are not expanded here
 
     def configure(self, **options) -> Template:
         """A copy with run options applied, e.g. ``configure(enable_thinking=False, tool_format="qwen")``;
         None leaves an option as it is, except ``enable_thinking`` where None is a setting of its own."""
-        if options.get("tool_format") not in (None, *FORMATS):
-            raise ConfigError(f"unknown tool_format `{options['tool_format']}`; known: {', '.join(FORMATS)}")
-        return replace(self, **{k: v for k, v in options.items() if v is not None or k == "enable_thinking"})
+        fmt = options.get("tool_format")
+        if fmt not in (None, *ALL_FORMATS):
+            raise ConfigError(f"unknown tool_format `{fmt}`; known: {', '.join(ALL_FORMATS)}")
+        changes = {k: v for k, v in options.items() if v is not None or k == "enable_thinking"}
+        if fmt is not None:  # a chosen format also writes the tools list (phi4_mini's raw slot no longer)
+            changes["tools_slot"] = None
+        return replace(self, **changes)
 
     # -- thoughts ---------------------------------------------------------------------------------------
     @property
     def empty_thought(self) -> str:
-        return self.thought_words[0] + self.thought_words[1]
+        return self.empty_thought_text if self.empty_thought_text is not None else "".join(self.thought_words)
 
     def has_thought(self, content: str) -> bool:
         return self.thought_words[0].strip() in content or self.thought_words[1].strip() in content
@@ -110,7 +127,7 @@ class Template:
         system = conv.system or (default_system if default_system is not None else self.default_system)
         system_text = ""
         if system or conv.tools:  # as LLaMA-Factory: a tools field (even "[]") opens a system block
-            tool_text = format_tools(self.tool_format, conv.tools) if conv.tools else ""
+            tool_text = self._tool_text(conv.tools, bool(system)) if conv.tools else ""
             system_text = fill(self.system, system + tool_text)
         pending = fill(self.prefix) + ("" if self.system_in_first_user else system_text)
         pairs: list[tuple[str, str]] = []
@@ -123,9 +140,9 @@ class Template:
             elif msg.role == "observation":
                 pending += fill(self.observation or self.user, msg.content)
             elif msg.role == "function":
-                content = format_function(self.tool_format, msg.content, self.thought_words)
+                content = format_function(self.tool_format, msg.content, self.thought_words, self.tool_call_words)
                 pairs.append((pending, fill(self.function or self.assistant, content)))
-                pending = fill(self.assistant_sep)
+                pending = fill(self.assistant_sep if self.function_sep is None else self.function_sep)
             else:  # assistant: trained
                 pairs.append((pending, fill(self.assistant, msg.content)))
                 pending = fill(self.assistant_sep)
@@ -133,6 +150,12 @@ class Template:
                 prompt, reply = pairs[-1]
                 pairs[-1] = (prompt, self.empty_thought + reply) if think else (prompt + self.empty_thought, reply)
         return pairs
+
+    def _tool_text(self, tools: str, has_system: bool) -> str:
+        if self.tools_slot is not None:
+            return self.tools_slot.replace("{{content}}", tools)
+        text = format_tools(self.tool_format, tools)
+        return text.lstrip("\n") if self.strip_tool_newlines and not has_system else text
 
     def render(self, conv: Conversation, bos: str = "", eos: str = "") -> list[Segment]:
         segments: list[Segment] = []

@@ -62,9 +62,11 @@ def to_jinja(template: Template | JinjaTemplate) -> str:
                      + _concat(t.system, "ns.system") + " + content -%}{%- endif -%}")
     lines.append("{%- set ns.first = false -%}" + _slot(t.user))
     lines.append("{%- elif message['role'] in ('tool', 'observation') -%}" + _slot(t.observation or t.user))
+    function_sep = t.assistant_sep if t.function_sep is None else t.function_sep
     lines.append("{%- elif message['role'] in ('function', 'function_call') -%}" + _thought(t)
-                 + _slot(t.function or t.assistant) + _sep(t))
-    lines.append("{%- elif message['role'] == 'assistant' -%}" + _thought(t) + _slot(t.assistant) + _sep(t))
+                 + _slot(t.function or t.assistant) + _sep(function_sep))
+    lines.append("{%- elif message['role'] == 'assistant' -%}" + _thought(t) + _slot(t.assistant)
+                 + _sep(t.assistant_sep))
     lines.append("{%- endif -%}")
     lines.append("{%- endfor -%}")
     if t.reasoning and not t.enable_thinking:  # the model is told not to think: an empty thought opens the reply
@@ -105,10 +107,10 @@ def _thought(t: Template) -> str:
     return out
 
 
-def _sep(t: Template) -> str:
-    if not t.assistant_sep:
+def _sep(sep: str) -> str:
+    if not sep:
         return ""
-    return "{%- if not loop.last -%}" + _slot(t.assistant_sep) + "{%- endif -%}"
+    return "{%- if not loop.last -%}" + _slot(sep) + "{%- endif -%}"
 
 
 def _concat(slot: str, content: str) -> str:
