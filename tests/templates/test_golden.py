@@ -24,9 +24,15 @@ TOOLS = json.dumps([{
         "city": {"type": "string", "description": "City name"},
         "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}},
 }])
-THOUGHT_CONV = Conversation((Message("user", "What is 2+2?"),
-                             Message("assistant", "<think>\n2 plus 2 is 4.\n</think>\n\n4"),
-                             Message("user", "And 3+3?"), Message("assistant", "6")))
+
+
+def thought_conv(template) -> Conversation:
+    """A reply with a thought in the template's own thought words, then a reply without one."""
+    open_, close = template.thought_words
+    return Conversation((Message("user", "What is 2+2?"), Message("assistant", f"{open_}2 plus 2 is 4.{close}4"),
+                         Message("user", "And 3+3?"), Message("assistant", "6")))
+
+
 SCENARIOS = {  # name -> (conversation, options for turns / generation_prompt)
     "single": (Conversation((Message("user", "What is 1+1?"), Message("assistant", "2"))), {}),
     "multi": (Conversation((Message("user", "Hi!"), Message("assistant", "Hello! How can I help?"),
@@ -38,10 +44,10 @@ SCENARIOS = {  # name -> (conversation, options for turns / generation_prompt)
                             Message("observation", '{"temperature": 18, "unit": "celsius"}'),
                             Message("assistant", "It is 18 °C in Paris.")), tools=TOOLS), {}),
 }
-REASONING_SCENARIOS = {
-    "think": (THOUGHT_CONV, {}),
-    "nothink": (THOUGHT_CONV, {"enable_thinking": False}),
-    "think_mask_history": (THOUGHT_CONV, {"mask_history": True}),
+REASONING_SCENARIOS = {  # name -> options; the conversation is thought_conv(template)
+    "think": {},
+    "nothink": {"enable_thinking": False},
+    "think_mask_history": {"mask_history": True},
 }
 
 
@@ -54,7 +60,10 @@ def cases():
 
 def render(name: str, scenario: str) -> str:
     template = TEMPLATES[name]
-    conv, options = {**SCENARIOS, **REASONING_SCENARIOS}[scenario]
+    if scenario in REASONING_SCENARIOS:
+        conv, options = thought_conv(template), REASONING_SCENARIOS[scenario]
+    else:
+        conv, options = SCENARIOS[scenario]
     marked = "".join(p + "⟦" + r + "⟧" for p, r in template.turns(conv, BOS, EOS, **options))
     history = Conversation(conv.messages[:-1], conv.system, conv.tools)
     generation_options = {k: v for k, v in options.items() if k != "mask_history"}
