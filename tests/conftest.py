@@ -170,3 +170,72 @@ def lora_tokens_run(tmp_path_factory, qwen2_untied_model, data_dir) -> Path:
     """A tiny trained LoRA output dir with an added special token (resized, untied embeddings in the adapter)."""
     return _train_lora(tmp_path_factory.mktemp("runs") / "lora-tokens", qwen2_untied_model, data_dir,
                        add_special_tokens="<tool>")
+
+
+class HubCache:
+    """A Hugging Face cache laid out as huggingface_hub writes it: <hub>/models--org--name (or datasets--...)
+    with blobs/<sha256>, snapshots/<commit>/<file> linking to its blob, and refs/<revision> naming the commit."""
+
+    def __init__(self, home: Path) -> None:
+        self.home, self.hub = home, home / "hub"
+
+    def add(self, repo_id: str, files: dict, repo_type: str = "model", revision: str = "main",
+            commit: str | None = None) -> Path:
+        """Lay out ``files`` ({path in repo: bytes, str, or a Path to copy}) as ``repo_id`` at ``revision``."""
+        import hashlib
+
+        commit = commit or hashlib.sha1(f"{repo_type}:{repo_id}@{revision}".encode()).hexdigest()
+        repo = self.hub / f"{repo_type}s--{repo_id.replace('/', '--')}"
+        snapshot = repo / "snapshots" / commit
+        for name, content in files.items():
+            data = (content.read_bytes() if isinstance(content, Path)
+                    else content.encode() if isinstance(content, str) else content)
+            blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            blob.write_bytes(data)
+            target = snapshot / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(os.path.relpath(blob, target.parent))
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / revision).write_text(commit)
+        return snapshot
+
+    def add_model(self, repo_id: str, model_dir: Path, **kwargs) -> Path:
+        """A local model folder (e.g. a tiny model fixture) as hub repo ``repo_id``."""
+        return self.add(repo_id, {p.relative_to(model_dir).as_posix(): p for p in sorted(model_dir.rglob("*"))
+                                  if p.is_file()}, **kwargs)
+
+
+@pytest.fixture()
+def hf_cache(tmp_path, monkeypatch) -> HubCache:
+    """An empty offline Hugging Face cache: HF_HOME (and HF_HUB_CACHE, HF_DATASETS_CACHE) in a temporary folder,
+    HF_HUB_OFFLINE=1. huggingface_hub and datasets read these variables when imported, so their paths in this
+    process are pointed there too."""
+    import datasets.config
+    from huggingface_hub import constants
+
+    home = tmp_path / "hf-home"
+    home.mkdir()
+    for name, value in (("HF_HOME", home), ("HF_HUB_CACHE", home / "hub"), ("HF_DATASETS_CACHE", home / "datasets"),
+                        ("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1")):
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setattr(constants, "HF_HOME", str(home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", home / "datasets")
+    monkeypatch.setattr(datasets.config, "DOWNLOADED_DATASETS_PATH", home / "datasets" / "downloads")
+    monkeypatch.setattr(datasets.config, "EXTRACTED_DATASETS_PATH", home / "datasets" / "downloads" / "extracted")
+    return HubCache(home)
+
+
+@pytest.fixture()
+def hub_unreachable(hf_cache, monkeypatch) -> HubCache:
+    """``hf_cache``, but online (no offline variable) with the hub at an address that refuses connections: the
+    "no network" case, without a network."""
+    from huggingface_hub import constants
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    return hf_cache

@@ -14,6 +14,10 @@ def tensorboard_available() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 
 
+def modelscope_available() -> bool:
+    return importlib.util.find_spec("modelscope") is not None
+
+
 def cuda_available() -> bool:
     import torch
 
