@@ -51,10 +51,14 @@ def test_unknown_dataset_suggests_names(data_dir, qwen2_model, train_config):
         run_training(train_config(qwen2_model, dataset="arihm"))
 
 
-def test_hub_dataset_fails_offline_with_a_clear_message(data_dir, qwen2_model, train_config):
-    with pytest.raises(ConfigError, match=r"dataset `remote` is registered with a hub/remote source "
-                                          r"\(someone/some-data\); tunesmith reads local files only"):
-        run_training(train_config(qwen2_model, dataset="remote"))
+def test_hub_dataset_fails_offline_with_a_clear_message(data_dir, qwen2_model, train_config, hf_cache, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"^dataset `remote` \(`hf_hub_url` `someone/some-data`, split `train`\) is "
+                                          r"not available: downloads are off \(HF_HUB_OFFLINE=1.*\), and it is not in "
+                                          r"the local Hugging Face cache .* `hf download someone/some-data --repo-type "
+                                          r"dataset`"):
+        run_training(train_config(qwen2_model, dataset="remote", output_dir=str(out)))
+    assert not out.exists()
 
 
 def test_bad_registry_entry(tmp_path, qwen2_model, train_config):

@@ -1,4 +1,4 @@
-"""Read data files into rows (dicts), with errors that name the file and line."""
+"""Read data files into rows (dicts), with errors that name the file and line; hub datasets: data/hub.py."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import json
 from pathlib import Path
 
 from ..config.errors import ConfigError
+from .hub import hub_files, hub_rows
 from .registry import DatasetAttr
 
 FILE_TYPES = (".json", ".jsonl", ".csv", ".parquet", ".arrow", ".txt")
 
 
-def local_files(attr: DatasetAttr) -> list[Path]:
-    """The data files of a registered dataset (its file, or the readable files of its folder)."""
+def local_files(attr: DatasetAttr, cache_dir: str | None = None, token: str | None = None) -> list[Path]:
+    """The data files of a registered dataset: its file, the readable files of its folder, or the files of a
+    hub / script dataset's split (data/hub.py; ``cache_dir`` and the hub ``token`` are for those)."""
     if attr.load_from != "file":
-        raise ConfigError(f"dataset `{attr.name}` is registered with a hub/remote source ({attr.source}); tunesmith "
-                          "reads local files only (no network here). Download it, then register it with `file_name`.")
+        return hub_files(attr, cache_dir, token)
     path = Path(attr.source)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in FILE_TYPES)
@@ -28,7 +29,11 @@ def local_files(attr: DatasetAttr) -> list[Path]:
     return [path]
 
 
-def load_rows(attr: DatasetAttr) -> list[dict]:
+def load_rows(attr: DatasetAttr, cache_dir: str | None = None, token: str | None = None) -> list[dict]:
+    """All rows of a registered dataset: read here from its files, or with `datasets.load_dataset` for a hub or
+    script dataset (data/hub.py)."""
+    if attr.load_from != "file":
+        return hub_rows(attr, cache_dir, token)
     rows: list[dict] = []
     for file in local_files(attr):
         rows += read_file(file, attr.name)

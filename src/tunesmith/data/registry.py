@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config.errors import ConfigError
+from ..utils.hub import use_modelscope, use_openmind
 
 REGISTRY_FILE = "dataset_info.json"
 FORMATTINGS = ("alpaca", "sharegpt", "openai")
@@ -35,7 +36,7 @@ _DEFAULT_TAGS = {
 class DatasetAttr:
     name: str
     load_from: str  # file | hf_hub | ms_hub | om_hub | script | cloud_file
-    source: str  # file path (resolved) or hub id
+    source: str  # file or folder path (resolved against dataset_dir), or hub id
     formatting: str = "alpaca"
     ranking: bool = False
     subset: str | None = None
@@ -50,6 +51,24 @@ class DatasetAttr:
 
     def tag(self, name: str) -> str:
         return self.tags[name]
+
+
+def _source(entry: dict, where: str) -> tuple[str, str]:
+    """(load_from, source) as LLaMA-Factory picks them: a hub url first (ms_hub_url when USE_MODELSCOPE_HUB is
+    set or there is no hf_hub_url, om_hub_url likewise with USE_OPENMIND_HUB), then script_url, cloud_file_name,
+    file_name."""
+    has_hf, has_ms, has_om = ("hf_hub_url" in entry, "ms_hub_url" in entry, "om_hub_url" in entry)
+    if has_ms and (use_modelscope() or not has_hf):
+        return "ms_hub", entry["ms_hub_url"]
+    if has_om and (use_openmind() or not has_hf):
+        return "om_hub", entry["om_hub_url"]
+    for key, kind in (("hf_hub_url", "hf_hub"), ("script_url", "script"), ("cloud_file_name", "cloud_file"),
+                      ("file_name", "file")):
+        if key in entry:
+            if not isinstance(entry[key], str) or not entry[key]:
+                raise ConfigError(f"{where}: `{key}` must be a non-empty string, got {entry[key]!r}")
+            return kind, entry[key]
+    raise ConfigError(f"{where}: needs `file_name` (or `hf_hub_url`, `ms_hub_url`, `script_url`)")
 
 
 def read_registry(dataset_dir: str | Path) -> dict:
@@ -89,15 +108,9 @@ def parse_entry(name: str, entry: dict, dataset_dir: Path, registry_path: Path) 
         if key not in TAG_NAMES:
             raise ConfigError(f"{where}: unknown tag `{key}` in `tags`; known: {', '.join(TAG_NAMES)}")
         tags[key] = value
-    for hub_key, load_from in (("hf_hub_url", "hf_hub"), ("ms_hub_url", "ms_hub"), ("om_hub_url", "om_hub"),
-                               ("script_url", "script"), ("cloud_file_name", "cloud_file")):
-        if hub_key in entry and "file_name" not in entry:
-            source, kind = entry[hub_key], load_from
-            break
-    else:
-        if "file_name" not in entry:
-            raise ConfigError(f"{where}: needs `file_name` (or a hub url)")
-        source, kind = str(dataset_dir / entry["file_name"]), "file"
+    kind, source = _source(entry, where)
+    if kind in ("file", "script"):
+        source = str(dataset_dir / source)
     return DatasetAttr(
         name=name, load_from=kind, source=source, formatting=formatting, ranking=bool(entry.get("ranking", False)),
         subset=entry.get("subset"), split=entry.get("split", "train"), folder=entry.get("folder"),
