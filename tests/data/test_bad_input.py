@@ -11,6 +11,11 @@ from tunesmith.config.errors import ConfigError
 from tunesmith.train.run import run_training
 
 
+# LLaMA-Factory's data/mllm_demo.json layout (its registry entry is the first multimodal case below).
+MLLM_DEMO = [{"messages": [{"content": "<image>Who are they?", "role": "user"},
+                           {"content": "They're Kane and Gretzka from Bayern Munich.", "role": "assistant"}],
+              "images": ["mllm_demo_data/1.jpg"]}]
+
 CASES = [
     ("broken.json", '[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c" "output": "d"}\n]', None,
      r"broken.json:3: invalid JSON"),
@@ -29,6 +34,21 @@ CASES = [
     ("open.json", json.dumps([{"conversations": [{"from": "human", "value": "a"}]}]), {"formatting": "sharegpt"},
      r"dataset `bad` row 0: the conversation ends with a user turn"),
     ("nope.json", None, None, r"dataset `bad`: file .*nope.json not found"),
+    # Multimodal data in a text-only trainer: refused by name, never trained as text without its media.
+    ("mllm_demo.json", json.dumps(MLLM_DEMO),
+     {"formatting": "sharegpt", "columns": {"messages": "messages", "images": "images"},
+      "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}},
+     r"dataset_info.json: dataset `bad`: maps the `images` column \(`images`\): multimodal training is not "
+     r"available in tunesmith yet: .*such as LLaMA-Factory's qwen2_vl"),
+    ("videos.json", json.dumps(MLLM_DEMO), {"columns": {"videos": "clips"}},
+     r"dataset `bad`: maps the `videos` column \(`clips`\): multimodal training is not available"),
+    ("placeholder.json", json.dumps([{"messages": MLLM_DEMO[0]["messages"]}]),
+     {"formatting": "sharegpt", "columns": {"messages": "messages"},
+      "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}},
+     r"dataset `bad` row 0: turn 0 holds the image placeholder `<image>`: multimodal training is not available in "
+     r"tunesmith yet: it needs a vision-language .*template and processor, such as LLaMA-Factory's qwen2_vl"),
+    ("audio.json", json.dumps([{"instruction": "<audio>Transcribe this.", "output": "hello"}]), None,
+     r"dataset `bad` row 0: column `instruction` holds the audio placeholder `<audio>`: multimodal training"),
 ]
 
 
@@ -59,6 +79,33 @@ def test_hub_dataset_fails_offline_with_a_clear_message(data_dir, qwen2_model, t
                                           r"dataset`"):
         run_training(train_config(qwen2_model, dataset="remote", output_dir=str(out)))
     assert not out.exists()
+
+
+def test_a_multimodal_hub_dataset_is_refused_before_any_download(tmp_path, qwen2_model, train_config):
+    """LLaMA-Factory's llava_1k_en entry, verbatim: refused from the registry alone."""
+    root = tmp_path / "data"
+    root.mkdir()
+    entry = {"hf_hub_url": "BUAADreamer/llava-en-zh-2k", "subset": "en", "formatting": "sharegpt",
+             "columns": {"messages": "messages", "images": "images"},
+             "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}
+    (root / "dataset_info.json").write_text(json.dumps({"llava_1k_en": entry}))
+    with pytest.raises(ConfigError, match=r"dataset `llava_1k_en`: maps the `images` column \(`images`\): "
+                                          r"multimodal training is not available in tunesmith yet"):
+        run_training(train_config(qwen2_model, dataset="llava_1k_en", dataset_dir=str(root)))
+
+
+def test_a_placeholder_that_is_plain_text_passes_with_llamafactorys_variable(monkeypatch):
+    from tunesmith.data.formats import to_conversation
+    from tunesmith.data.registry import parse_entry
+    from pathlib import Path
+
+    attr = parse_entry("html", {"file_name": "x.json"}, Path("."), Path("dataset_info.json"))
+    row = {"instruction": "What does <video> do in HTML?", "output": "It embeds a video."}
+    with pytest.raises(ConfigError, match=r"row 3: column `instruction` holds the video placeholder `<video>`.*set "
+                                          r"VIDEO_PLACEHOLDER to a marker the data does not use"):
+        to_conversation(attr, row, 3)
+    monkeypatch.setenv("VIDEO_PLACEHOLDER", "<|video_pad|>")
+    assert to_conversation(attr, row, 3).messages[0].content == row["instruction"]
 
 
 def test_bad_registry_entry(tmp_path, qwen2_model, train_config):

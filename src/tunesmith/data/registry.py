@@ -53,6 +53,20 @@ class DatasetAttr:
         return self.tags[name]
 
 
+MEDIA_COLUMNS = ("images", "videos", "audios")
+MULTIMODAL_NOT_AVAILABLE = ("multimodal training is not available in tunesmith yet: it needs a vision-language (or "
+                            "audio) template and processor, such as LLaMA-Factory's qwen2_vl (qwen2_audio for "
+                            "audio), which tunesmith does not have; tunesmith trains on text only")
+
+
+def refuse_media_columns(where: str, columns: dict[str, str]) -> None:
+    """A dataset whose registry entry maps image, video or audio columns is multimodal: refused by name."""
+    for role in MEDIA_COLUMNS:
+        if columns.get(role):
+            raise ConfigError(f"{where}: maps the `{role}` column (`{columns[role]}`): {MULTIMODAL_NOT_AVAILABLE}. "
+                              "Train it with LLaMA-Factory, or pick a text-only dataset.")
+
+
 def _source(entry: dict, where: str) -> tuple[str, str]:
     """(load_from, source) as LLaMA-Factory picks them: a hub url first (ms_hub_url when USE_MODELSCOPE_HUB is
     set or there is no hf_hub_url, om_hub_url likewise with USE_OPENMIND_HUB), then script_url, cloud_file_name,
@@ -103,6 +117,7 @@ def parse_entry(name: str, entry: dict, dataset_dir: Path, registry_path: Path) 
         if key not in COLUMN_NAMES:
             raise ConfigError(f"{where}: unknown column role `{key}` in `columns`; known: {', '.join(COLUMN_NAMES)}")
     columns.update({k: v for k, v in given_columns.items() if v is not None})
+    refuse_media_columns(where, columns)
     tags = dict(_DEFAULT_TAGS.get(formatting, _DEFAULT_TAGS["sharegpt"]))
     for key, value in (entry.get("tags", {}) or {}).items():
         if key not in TAG_NAMES:

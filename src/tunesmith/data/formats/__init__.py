@@ -6,6 +6,7 @@ from ...config.errors import ConfigError
 from ...types import Conversation, Message
 from ..registry import DatasetAttr
 from . import alpaca, sharegpt
+from .media import refuse_placeholders
 
 
 def to_conversation(attr: DatasetAttr, row: dict, index: int) -> Conversation:
@@ -25,6 +26,7 @@ def to_text(attr: DatasetAttr, row: dict, index: int) -> str:
         if not isinstance(value, str):
             raise ConfigError(f"dataset `{attr.name}` row {index}: column `{text_column}` must be a string, "
                               f"got {type(value).__name__}")
+        refuse_placeholders(attr, index, f"column `{text_column}`", value)
         return value
     return alpaca.prompt_text(attr, row, index)
 

@@ -14,6 +14,7 @@ from ...types import Conversation, Message
 from ..registry import DatasetAttr
 from . import alpaca, sharegpt
 from .columns import check_column
+from .media import refuse_placeholders
 
 
 def _prompt(attr: DatasetAttr, row: dict, index: int) -> Conversation:
@@ -25,6 +26,9 @@ def _prompt(attr: DatasetAttr, row: dict, index: int) -> Conversation:
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
                 raise ConfigError(f"dataset `{attr.name}` row {index}: history turn {turn_no} must be "
                                   "[prompt, response] strings")
+            for text in pair:
+                refuse_placeholders(attr, index, f"history turn {turn_no} (column `{attr.column('history')}`)",
+                                    text)
             messages += [Message("user", pair[0]), Message("assistant", pair[1])]
         messages.append(Message("user", alpaca.prompt_text(attr, row, index)))
         system = check_column(attr, row, index, "system", (str,), required=False) or ""
@@ -38,11 +42,14 @@ def _prompt(attr: DatasetAttr, row: dict, index: int) -> Conversation:
 
 def _reply(attr: DatasetAttr, row: dict, index: int, role: str) -> str:
     value = check_column(attr, row, index, role, (str, dict), required=True)
+    where = f"column `{attr.column(role)}`"
     if isinstance(value, str):
+        refuse_placeholders(attr, index, where, value)
         return value
     content_tag = attr.tag("content_tag") if attr.formatting != "alpaca" else "value"
     for tag in (content_tag, "value", "content"):
         if isinstance(value.get(tag), str):
+            refuse_placeholders(attr, index, where, value[tag])
             return value[tag]
     raise ConfigError(f"dataset `{attr.name}` row {index}: the `{attr.column(role)}` reply must be a string or a "
                       f"message object with a string `{content_tag}`")

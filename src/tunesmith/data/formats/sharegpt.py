@@ -8,6 +8,7 @@ from ...config.errors import ConfigError
 from ...types import Conversation, Message
 from ..registry import DatasetAttr
 from .columns import check_column
+from .media import placeholders, refuse_placeholders
 
 _PROMPT_ROLES = ("user", "observation")
 _REPLY_ROLES = ("assistant", "function")
@@ -30,6 +31,7 @@ def to_conversation(attr: DatasetAttr, row: dict, index: int, allow_open_end: bo
     where = f"dataset `{attr.name}` row {index}"
     system = check_column(attr, row, index, "system", (str,), required=False) or ""
     messages: list[Message] = []
+    marks = placeholders()
     for turn, msg in enumerate(raw):
         if not isinstance(msg, dict):
             raise ConfigError(f"{where}: turn {turn} must be an object with `{role_tag}` and `{content_tag}`")
@@ -46,6 +48,7 @@ def to_conversation(attr: DatasetAttr, row: dict, index: int, allow_open_end: bo
         content = msg[ctag]
         if not isinstance(content, str):
             raise ConfigError(f"{where}: turn {turn} content must be a string, got {type(content).__name__}")
+        refuse_placeholders(attr, index, f"turn {turn}", content, marks)
         if role == "system":
             if turn != 0:
                 raise ConfigError(f"{where}: turn {turn} is a system message; only the first turn may be one")
