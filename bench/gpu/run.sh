@@ -67,7 +67,7 @@ TS="$TS_PY $H/run_tunesmith.py --assets $ASSETS --skip-steps 10 --window-s $WIND
 # RUNS: which runs, in order (the targets' runs first, then attribution variants while the budget lasts).
 # lf:lora_neat_packing is LLaMA-Factory's LoRA on the same packed 8 x 2048 rows (the same-batch memory check).
 # loss_path times the loss alone (standard vs chunked, loss_path.py).
-RUNS=${RUNS:-"ts:full lf:neat_packing lf:full ts:lora lf:lora loss_path lf:lora_neat_packing ts:full_eager ts:full_sdpa"}
+RUNS=${RUNS:-"ts:full ts:full_packed lf:neat_packing lf:full ts:lora lf:lora loss_path lf:lora_neat_packing ts:full_eager ts:full_sdpa"}
 for item in $RUNS; do
   fw=${item%%:*} variant=${item#*:}
   if [ "$item" = loss_path ]; then run loss_path 90 $TS_PY "$H/loss_path.py" ${LOSS_ARGS:-}; cat "$RES/logs/loss_path.log"

@@ -5,8 +5,8 @@ usage: python run_tunesmith.py --assets /tmp/bench_assets --variant full --out $
 
 The same work as harness/run_llamafactory.py: the same model, data (alpaca, `template: chatml`), cutoff_len
 2048, per_device_train_batch_size 8, learning rates, schedule, bf16 and seed, through tunesmith's own entry
-point `run_training` with tunesmith's defaults (packing, chunked loss, automatic attention) unless a variant
-says otherwise. Tokens are counted by the harness's TokenMeter on the batch handed to the loss: tunesmith's
+point `run_training` with tunesmith's defaults (padding-free batches of the same examples per step as
+LLaMA-Factory's, chunked loss, automatic attention) unless a variant says otherwise. Tokens are counted by the harness's TokenMeter on the batch handed to the loss: tunesmith's
 chunked loss passes no `labels` to the model's forward (it computes the loss from the head's input), so the
 meter's forward hook would not see them; the batch counted is exactly what the forward receives, plus labels.
 """
@@ -32,7 +32,8 @@ BASE = dict(
 )
 
 VARIANTS = {
-    "full": {},  # tunesmith defaults (on a GPU: packing, chunked loss, varlen attention, compiled layers)
+    "full": {},  # tunesmith defaults (padding-free batches, chunked loss, varlen attention on a GPU)
+    "full_packed": dict(packing=True),  # rows of cutoff_len, as LLaMA-Factory's neat_packing (compiled layers)
     "full_eager": dict(compile_layers=False),
     "full_pure_bf16": dict(pure_bf16=True),
     "full_sdpa": dict(flash_attn="sdpa"),  # the block-diagonal mask instead of a varlen kernel

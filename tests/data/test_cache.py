@@ -27,7 +27,7 @@ def setup(tmp_path, data_dir, qwen2_model, train_config, monkeypatch):
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="tunesmith"):
             data = load_training_data(cfg.data, get_kind("supervised"), tok, get_template(template), 0,
-                                      pack=cfg.data.packing is not False)
+                                      pack=bool(cfg.data.packing or cfg.data.neat_packing))
         return data, "loaded from cache" in caplog.text
 
     return run, root

@@ -15,7 +15,7 @@ from tunesmith.train.run import run_training
 
 def encoded(cfg):
     tok = load_tokenizer(cfg.model)
-    pack = cfg.data.packing is not False  # sft's default, as the run plan decides it
+    pack = bool(cfg.data.packing or cfg.data.neat_packing)  # rows of cutoff_len only when asked for
     return load_training_data(cfg.data, get_kind("supervised"), tok, get_template(cfg.data.template), 0, pack=pack)
 
 
@@ -32,7 +32,7 @@ def test_stream_yields_the_same_examples_as_memory(qwen2_model, train_config):
 def test_stream_holds_out_the_first_examples_for_evaluation(qwen2_model, train_config):
     data = encoded(train_config(qwen2_model, streaming=True, val_size=2, packing=False))
     assert len(data.eval) == 2 and len(list(data.train)) == 6
-    packed = encoded(train_config(qwen2_model, streaming=True, val_size=2))  # packing is the sft default
+    packed = encoded(train_config(qwen2_model, streaming=True, val_size=2, packing=True))
     held_out = {tuple(ex.input_ids) for ex in packed.eval}
     assert len(held_out) == 2 and not any(isinstance(ex, PackedRow) for ex in packed.eval)
     rows = list(packed.train)

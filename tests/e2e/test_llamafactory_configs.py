@@ -33,3 +33,7 @@ def test_llamafactory_example_runs(name, stage, qwen2_model, data_dir, tmp_path,
     assert (out / "training_loss.png").exists() or card["global_step"] < 10  # logging_steps is 10
     err = capsys.readouterr().err
     assert err.count("bf16 requested but no CUDA GPU") <= 1  # one warning on a CPU box, no failure
+    if stage == "sft":  # LLaMA-Factory's step count: ceil(ceil(examples / batch) / accumulation) x epochs
+        examples, batch, accumulation, epochs = card["examples"], 1, 8, 3
+        assert examples == 10  # arith (8) + chat (2), every example its own sequence
+        assert card["global_step"] == -(-(-(-examples // batch)) // accumulation) * epochs == 6

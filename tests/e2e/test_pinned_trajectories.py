@@ -30,12 +30,12 @@ UPDATE = os.environ.get("TUNESMITH_UPDATE_TRAJECTORIES") == "1"
 STEPS = 5
 
 RUNS: dict[str, dict] = {
-    "sft_full": dict(model="qwen2", finetuning_type="full"),
+    "sft_full": dict(model="qwen2", finetuning_type="full", packing=True),
     "sft_full_unpacked_weighted": dict(model="qwen2_untied", finetuning_type="full", packing=False,
                                        add_special_tokens="<tool>", token_loss_weights="<|im_end|>=2.0",
                                        dataset="arith,chat"),
-    "sft_lora": dict(model="llama3", finetuning_type="lora", template="llama3", lora_rank=4),
-    "sft_freeze": dict(model="qwen2", finetuning_type="freeze", freeze_trainable_layers=2),
+    "sft_lora": dict(model="llama3", finetuning_type="lora", template="llama3", lora_rank=4, packing=True),
+    "sft_freeze": dict(model="qwen2", finetuning_type="freeze", freeze_trainable_layers=2, packing=True),
     "pt_full": dict(model="qwen2", stage="pt", dataset="pt"),
     "rm_lora": dict(model="qwen2", stage="rm", dataset="pairs", finetuning_type="lora", lora_rank=4),
     "dpo_full": dict(model="qwen2", stage="dpo", dataset="pairs", pref_ftx=0.5),

@@ -17,18 +17,22 @@ def plan_of(train_config, model, **overrides):
     return make_plan(cfg, get_stage(cfg.stage))
 
 
-def test_sft_packs_by_default_and_takes_the_chunked_loss(qwen2_model, train_config):
+def test_sft_is_padding_free_by_default_and_takes_the_chunked_loss(qwen2_model, train_config):
     plan = plan_of(train_config, qwen2_model)
     assert (plan.loop, plan.data_kind, plan.model_head) == ("trainer", "supervised", "lm")
-    assert plan.pack and plan.packed_rows and plan.loss == "chunked" and plan.reference is None
+    assert plan.batching == "padding-free" and not plan.pack and plan.packed_rows
+    assert plan.loss == "chunked" and plan.reference is None
     assert (plan.load_dtype, plan.autocast, plan.attention) == ("float32", None, "sdpa")
+    for key in ("packing", "neat_packing"):  # LLaMA-Factory's meaning: rows of cutoff_len
+        packed = plan_of(train_config, qwen2_model, **{key: True})
+        assert packed.batching == "packed" and packed.pack and packed.packed_rows
     unpacked = plan_of(train_config, qwen2_model, packing=False)
-    assert not unpacked.pack and not unpacked.packed_rows
+    assert unpacked.batching == "padded" and not unpacked.pack and not unpacked.packed_rows
 
 
 def test_pt_rows_are_packed_by_construction(qwen2_model, train_config):
     plan = plan_of(train_config, qwen2_model, stage="pt", dataset="pt")
-    assert plan.packed_rows and not plan.pack and plan.data_kind == "text"
+    assert plan.batching == "packed" and plan.packed_rows and not plan.pack and plan.data_kind == "text"
 
 
 @pytest.mark.parametrize("method,reference", [("lora", "policy with adapters off"),

@@ -40,20 +40,25 @@ class Collator:
     followed by its padding as a second pseudo-sequence. ``loss_index``: every batch also carries the flat
     positions whose next token is trained (``loss_index``) and those targets (``loss_targets``), computed
     here on the CPU for the chunked loss. ``width``: pad every batch to at least this many tokens (one shape
-    for compiled layers).
+    for compiled layers). ``padding_free``: the batch's examples are laid end to end in one row, positions
+    restarting at each (the same examples per step as padded rows, without the padding; no example attends
+    to another, and none's first token is predicted from the one before it).
     """
 
     def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 8, boundaries: bool = False,
-                 loss_index: bool = False, width: int = 0) -> None:
+                 loss_index: bool = False, width: int = 0, padding_free: bool = False) -> None:
         self.pad_token_id = pad_token_id
         self.multiple = pad_to_multiple_of
         self.boundaries = boundaries
         self.loss_index = loss_index
         self.width = width
+        self.padding_free = padding_free
 
     def __call__(self, items: list[dict]) -> CausalBatch:
         import torch
 
+        if self.padding_free:
+            items = [end_to_end(items)]
         longest = max(self.width, *(len(item["input_ids"]) for item in items))
         width = -(-longest // self.multiple) * self.multiple if self.multiple else longest
         packed = "position_ids" in items[0]
@@ -80,6 +85,20 @@ class Collator:
             index = (targets != IGNORE_INDEX).nonzero().squeeze(1)
             batch["loss_index"], batch["loss_targets"] = index, targets[index]
         return batch
+
+
+def end_to_end(items: list[dict]) -> dict:
+    """Examples (or packed rows) as one row: ids and labels concatenated, positions restarting at each
+    example, and each example's first label ignored (it would be predicted from the previous example)."""
+    ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
+    for item in items:
+        n = len(item["input_ids"])
+        ids += item["input_ids"]
+        labels += [IGNORE_INDEX] + item["labels"][1:] if n else []
+        positions += item["position_ids"] if "position_ids" in item else list(range(n))
+    return {"input_ids": ids, "labels": labels, "position_ids": positions}
 
 
 def sequence_boundaries(position_ids) -> dict:

@@ -32,8 +32,9 @@ class RunPlan:
     autocast: str | None  # bf16 | fp16 (mixed precision over float32 master weights) or None
     trainable_float32: bool  # trainable weights are upcast to float32 (all but pure_bf16)
     reference_dtype: str | None  # the frozen reference's weights (no float32 master copy needed)
-    pack: bool  # single sequences are laid into shared rows of cutoff_len
-    packed_rows: bool  # rows carry restarting position ids (packed sequences, pt)
+    batching: str  # padded | padding-free (a batch's examples end to end) | packed (rows of cutoff_len)
+    pack: bool  # single sequences are laid into shared rows of cutoff_len before training
+    packed_rows: bool  # batches carry restarting position ids (padding-free, packed sequences, pt)
     attention: str  # transformers attn_implementation
     sequence_boundaries: bool  # the collator computes varlen boundaries (cu_seq_lens) on the CPU
     compile_layers: bool
@@ -50,7 +51,7 @@ class RunPlan:
                 ("precision", f"weights {self.load_dtype}, autocast {self.autocast or 'off'}, trainable "
                               f"{'float32' if self.trainable_float32 else self.load_dtype}"
                               f" on {'CUDA' if self.cuda else 'CPU'}"),
-                ("batching", ("packed rows" if self.packed_rows else "padded rows")
+                ("batching", self.batching
                  + (f", width >= {self.collator_width}" if self.collator_width else "")),
                 ("attention", self.attention + (" (sequence boundaries from the collator)"
                                                 if self.sequence_boundaries else "")),
@@ -110,17 +111,27 @@ def layer_compilation(cfg: Config, packed_half: bool, cuda: bool) -> bool:
             and not checkpointing_arguments(cfg).get("gradient_checkpointing"))
 
 
-def packing(cfg: Config, stage: Stage, packed_by_construction: bool) -> bool:
-    """Whether single sequences share rows: for stages whose examples may pack (sft), on unless `packing: false`
-    (packed sequences never attend to each other and the loss covers the same tokens); never for stages that
-    compare several sequences of an example with each other."""
+def batching(cfg: Config, stage: Stage, packed_by_construction: bool) -> str:
+    """How examples form batches, with LLaMA-Factory's meaning of its keys:
+
+    - `packing: true` / `neat_packing: true`: rows of cutoff_len holding several sequences (never attending to
+      each other); `per_device_train_batch_size` counts rows, as in LLaMA-Factory's packing;
+    - unset (default), for stages whose examples may pack (sft): padding-free, the
+      `per_device_train_batch_size` examples of a batch laid end to end (the same examples per step, steps per
+      epoch, schedule and loss as LLaMA-Factory's padded batches, without the padding);
+    - `packing: false`, and every stage that compares sequences of an example (rm, dpo, kto, ppo): padded rows.
+    Text (pt) rows are packed by construction."""
     requested = bool(cfg.data.packing or cfg.data.neat_packing)
+    if packed_by_construction:
+        return "packed"
     if not stage.packs:
-        if requested and not packed_by_construction:
+        if requested:
             logger.warning("packing is not applied in stage %s: its examples are groups of sequences compared with "
                            "each other; each group is padded as a batch instead", stage.name)
-        return False
-    return requested or cfg.data.packing is None
+        return "padded"
+    if requested:
+        return "packed"
+    return "padding-free" if cfg.data.packing is None else "padded"
 
 
 def model_config(cfg: Config) -> dict:
@@ -187,11 +198,12 @@ def make_plan(cfg: Config, stage: Stage) -> RunPlan:
     cuda = torch.cuda.is_available()
     kind = get_kind(stage.data_kind)
     dtype, autocast, trainable_float32 = precision(cfg, cuda)
-    pack = packing(cfg, stage, kind.packed_rows)
-    packed_rows = kind.packed_rows or pack
-    packed_half = packed_rows and cuda and bool(cfg.speed.pure_bf16 or autocast)
-    compiled = layer_compilation(cfg, packed_half, cuda)
-    attention = choose_attention(cfg.model.flash_attn, packed_half)
+    layout = batching(cfg, stage, kind.packed_rows)
+    pack = layout == "packed" and not kind.packed_rows
+    packed_rows = layout != "padded"
+    half = cuda and bool(cfg.speed.pure_bf16 or autocast)
+    compiled = layer_compilation(cfg, layout == "packed" and half, cuda)  # one row shape: rows of cutoff_len
+    attention = choose_attention(cfg.model.flash_attn, packed_rows and half)
     config = model_config(cfg)
     loss, why = loss_path(cfg, stage, config.get("text_config") or config)
     reference = reference_placement(cfg, stage)
@@ -202,9 +214,9 @@ def make_plan(cfg: Config, stage: Stage) -> RunPlan:
         trainable_float32=trainable_float32,
         reference_dtype=(None if reference is None else
                          {"bf16": "bfloat16", "fp16": "float16"}.get(autocast or "", dtype)),
-        pack=pack, packed_rows=packed_rows, attention=attention,
+        batching=layout, pack=pack, packed_rows=packed_rows, attention=attention,
         sequence_boundaries=attention in VARLEN_IMPLEMENTATIONS and stage.collator(0) is None,
-        compile_layers=compiled, collator_width=cfg.data.cutoff_len if packed_rows and compiled else 0,
+        compile_layers=compiled, collator_width=cfg.data.cutoff_len if layout == "packed" and compiled else 0,
         loss=loss, loss_reason=why,
         token_weights=bool(tokens.token_loss_weights) or tokens.extra_id_loss_weight is not None,
         reference=reference,

@@ -5,6 +5,8 @@ metrics. Trainer's private methods are reached only through model/compat.py Trai
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer
@@ -41,8 +43,9 @@ class MetricSink:
 class TunesmithTrainer(TrainerHooks, Trainer):
     def __init__(self, *args, phase_sizes: list[int] | None = None, shuffle: bool = True, token_weights=None,
                  special_meter=None, stage_loss=None, reference=None, head_loss=None,
-                 train_batches: TokenBudgetBatchSampler | None = None, **kwargs) -> None:
+                 train_batches: TokenBudgetBatchSampler | None = None, eval_collator=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.eval_collator = eval_collator or self.data_collator  # evaluation batches: one example per row
         self.phase_sizes = phase_sizes
         self.shuffle = shuffle
         self.token_weights = token_weights  # (V,) loss weight per target token id, or None
@@ -80,6 +83,22 @@ class TunesmithTrainer(TrainerHooks, Trainer):
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(output_dir)
         return True
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        with self.collating(self.eval_collator):
+            return super().get_eval_dataloader(eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        with self.collating(self.eval_collator):
+            return super().get_test_dataloader(test_dataset)
+
+    @contextlib.contextmanager
+    def collating(self, collator):
+        training, self.data_collator = self.data_collator, collator
+        try:
+            yield
+        finally:
+            self.data_collator = training
 
     def log(self, logs: dict, *args, **kwargs) -> None:
         if "loss" in logs:

@@ -16,11 +16,13 @@ from .setup import Policy, RunResult, build_reference, training_arguments
 logger = logging.getLogger(__name__)
 
 
-def causal_lm_collator(plan: RunPlan, pad_token_id: int, chunked: bool):
+def causal_lm_collator(plan: RunPlan, pad_token_id: int, chunked: bool, training: bool = True):
+    """Training batches as the plan lays them out; evaluation batches keep one example per row (per-example
+    metrics need them), padded."""
     from ..data.collate import Collator
 
     return Collator(pad_token_id, loss_index=chunked, width=plan.collator_width,
-                    boundaries=plan.sequence_boundaries)
+                    boundaries=plan.sequence_boundaries, padding_free=training and plan.batching == "padding-free")
 
 
 def chunked_head_loss(cfg: Config, plan: RunPlan, model, args, token_weights):
@@ -87,6 +89,21 @@ def precompute_reference(stage_loss, reference, model, collator, data, args) -> 
     return out[0], (out[1] if data.eval else None)
 
 
+def log_steps_per_epoch(data, args, plan: RunPlan, batches) -> None:
+    """How many optimizer steps an epoch takes, and what a step trains on (as Trainer counts them)."""
+    import math
+
+    if not isinstance(data.train, list):
+        return
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    loader = len(batches) if batches is not None else math.ceil(len(data.train) / (
+        args.per_device_train_batch_size * args.world_size))
+    steps = max(math.ceil(loader / args.gradient_accumulation_steps), 1)
+    unit = "packed rows" if plan.batching == "packed" else "examples"
+    what = "a token budget per micro-batch" if batches is not None else f"{per_step} {unit} per step"
+    logger.info("%d %s -> %d optimizer steps per epoch (%s)", len(data.train), unit, steps, what)
+
+
 def evaluation_metrics(prediction, special: dict[str, int], accuracy: bool) -> dict[str, float]:
     """What evaluation reports from the predicted ids: special-token F1 and `compute_accuracy`'s accuracy."""
     from .token_metrics import special_token_f1, token_accuracy
@@ -115,6 +132,8 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
     head_loss = chunked_head_loss(cfg, plan, model, args, token_weights) if plan.loss != "stage" else None
     collator = stage.collator(tokenizer.pad_token_id) or causal_lm_collator(plan, tokenizer.pad_token_id,
                                                                               head_loss is not None)
+    eval_collator = stage.collator(tokenizer.pad_token_id) or causal_lm_collator(
+        plan, tokenizer.pad_token_id, head_loss is not None, training=False)
     reference = build_reference(cfg, plan, model)
     reference_facts = None if reference is None else {
         "kind": reference.kind, "extra_parameter_bytes": 0 if plan.reference_precomputed else
@@ -124,6 +143,7 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
         train_extra, eval_extra = precompute_reference(stage_loss, reference, model, collator, data, args)
         reference = None  # every batch now carries the reference's log-probs; the model is released
     batches = token_budget_batches(cfg, data, args)
+    log_steps_per_epoch(data, args, plan, batches)
     phase_log = [PhaseLogCallback([p.name for p in data.parts], data.phase_sizes,
                                   batches.phase_batch_counts if batches else None)] if data.phase_sizes else []
     special = monitored_tokens(tokenizer, prepared.added, cfg.tokens)
@@ -139,7 +159,7 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
         callbacks=[*([GateCallback(policy.gates)] if policy.gates else []), *phase_log, *callbacks],
         phase_sizes=data.phase_sizes, shuffle=not cfg.data.disable_shuffling, token_weights=token_weights,
         special_meter=SpecialTokenMeter(list(special.values())) if special else None, stage_loss=stage_loss,
-        reference=reference, head_loss=head_loss, train_batches=batches, **metrics)
+        reference=reference, head_loss=head_loss, train_batches=batches, eval_collator=eval_collator, **metrics)
     try:
         result = trainer.train(resume_from_checkpoint=resume)
     except Exception as err:  # noqa: BLE001 - only torch.compile's errors are translated
