@@ -2,7 +2,14 @@
 
 Supervised masks: every prompt/header token is IGNORE_INDEX; every reply is trained together with its
 end-of-turn token. Truncation follows LLaMA-Factory's proportional rule per turn (a long prompt cannot
-starve the reply and vice versa); examples left without a trained token are dropped and counted.
+starve the reply and vice versa); examples left without a trained reply token are dropped and counted.
+
+Templates with ``efficient_eos`` (GLM, gpt_oss, gemma2, falcon, ...) write no end-of-turn token after a reply,
+so, as in LLaMA-Factory's supervised processor, the model learns to stop from the tokenizer's EOS: the label
+of the first token after each trained reply (the start of the next turn's text) is ``eos_token_id`` instead
+of that token, and an EOS, itself trained, ends the example. Its token is reserved before truncation, so it
+is there even when the example is cut. Under ``mask_history`` only the last reply trains, so only the final
+EOS does. ``train_on_prompt`` is refused with such a template, as in LLaMA-Factory.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..config.errors import ConfigError
 from ..templates.base import Template
 from ..types import IGNORE_INDEX, Conversation, EncodedExample, PackedRow
 
@@ -66,6 +74,11 @@ def encode_supervised(
     row_ids: Sequence[int] | None = None,
 ) -> tuple[list[EncodedExample], EncodeStats]:
     bos, eos = tokenizer.bos_token or "", tokenizer.eos_token or ""
+    eos_id = efficient_eos_id(template, tokenizer)
+    if eos_id is not None and train_on_prompt:
+        raise ConfigError(f"template `{template.name}` does not support `train_on_prompt`: it writes no end-of-turn "
+                          "token, so the first prompt token after each reply is labelled EOS to teach the model "
+                          "to stop (LLaMA-Factory refuses this combination too)")
     all_turns = [template.turns(conv, bos, eos, default_system, mask_history=mask_history) for conv in convs]
     flat = [text for turns in all_turns for pair in turns for text in pair]
     ids = iter(tokenize_texts(tokenizer, flat))
@@ -73,9 +86,9 @@ def encode_supervised(
     out: list[EncodedExample] = []
     for n, turns in enumerate(all_turns):
         pairs = [(next(ids), next(ids)) for _ in turns]
-        example, truncated, n_trained = _assemble(pairs, cutoff_len, train_on_prompt, mask_history)
+        example, truncated, n_reply, n_trained = _assemble(pairs, cutoff_len, train_on_prompt, mask_history, eos_id)
         stats.truncated += truncated
-        if n_trained == 0:
+        if n_reply == 0:
             stats.dropped_empty += 1
             stats.dropped_rows.append(row_ids[n] if row_ids is not None else n)
             continue
@@ -86,17 +99,29 @@ def encode_supervised(
     return out, stats
 
 
+def efficient_eos_id(template: Template, tokenizer) -> int | None:
+    """The EOS id trained after replies when the template has ``efficient_eos``; None otherwise."""
+    if not getattr(template, "efficient_eos", False):  # JinjaTemplate: the chat template writes its own end
+        return None
+    if tokenizer.eos_token_id is None:
+        raise ConfigError(f"template `{template.name}` ends replies with the tokenizer's EOS token, but the "
+                          "tokenizer has none")
+    return tokenizer.eos_token_id
+
+
 def _assemble(pairs: list[tuple[list[int], list[int]]], cutoff_len: int, train_on_prompt: bool,
-              mask_history: bool) -> tuple[EncodedExample, bool, int]:
+              mask_history: bool, eos_id: int | None = None) -> tuple[EncodedExample, bool, int, int]:
     """Concatenate (prompt, reply) id pairs under the budget; returns the example, whether anything was
-    cut, and the number of trained (reply) tokens."""
+    cut, the number of trained reply tokens (every trained token under ``train_on_prompt``) and the number
+    of trained tokens (with the EOS labels of ``eos_id``, see the module docstring)."""
     input_ids: list[int] = []
     labels: list[int] = []
     truncated = False
-    n_trained = 0
+    n_trained = n_eos = 0
     last = len(pairs) - 1
+    reserve = 0 if eos_id is None else 1  # the final EOS
     for turn, (source, target) in enumerate(pairs):
-        budget = cutoff_len - len(input_ids)
+        budget = cutoff_len - reserve - len(input_ids)
         if budget <= 0:
             truncated = True
             break
@@ -106,15 +131,25 @@ def _assemble(pairs: list[tuple[list[int], list[int]]], cutoff_len: int, train_o
             truncated = True
         input_ids += source
         input_ids += target
-        labels += source if train_on_prompt else [IGNORE_INDEX] * len(source)
+        if train_on_prompt:
+            labels += source
+        elif eos_id is not None and turn > 0 and not mask_history and source:
+            labels += [eos_id] + [IGNORE_INDEX] * (len(source) - 1)  # the previous reply ends here
+            n_eos += 1
+        else:
+            labels += [IGNORE_INDEX] * len(source)
         if mask_history and turn != last:
             labels += [IGNORE_INDEX] * len(target)
         else:
             labels += target
             n_trained += len(target)
+    if eos_id is not None:
+        input_ids.append(eos_id)
+        labels.append(eos_id)
+        n_eos += 1
     if train_on_prompt:
         n_trained = sum(1 for label in labels if label != IGNORE_INDEX)
-    return EncodedExample(input_ids=input_ids, labels=labels), truncated, n_trained
+    return EncodedExample(input_ids=input_ids, labels=labels), truncated, n_trained, n_trained + n_eos
 
 
 def encode_pretrain(texts: Sequence[str], tokenizer, cutoff_len: int, add_eos: bool = True

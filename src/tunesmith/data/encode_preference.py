@@ -12,6 +12,9 @@ reply is desirable, and ``kl_input_ids``/``kl_labels`` pair the prompt with the 
 mismatched completion, for KTO's KL estimate).
 Prompts (ppo): an EncodedExample holding the prompt (system, history, the last user turn, the assistant
 header), nothing trained: the policy writes the replies.
+
+Templates with ``efficient_eos`` write no end-of-turn token, so each reply gets the tokenizer's EOS appended
+before truncation, as LLaMA-Factory's pairwise and feedback processors do (a cut reply loses it).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Sequence
 from ..config.errors import ConfigError
 from ..templates.base import Template
 from ..types import IGNORE_INDEX, Conversation, EncodedExample, FeedbackExample, PairExample
-from .encode import EncodeStats, split_budget, tokenize_texts
+from .encode import EncodeStats, efficient_eos_id, split_budget, tokenize_texts
 
 
 def _prompt_and_reply(template: Template, conv: Conversation, bos: str, eos: str,
@@ -34,15 +37,17 @@ def _prompt_and_reply(template: Template, conv: Conversation, bos: str, eos: str
 
 def render_prompt_and_reply(convs: Sequence[Conversation], tokenizer, template: Template,
                             default_system: str | None = None) -> list[tuple[list[int], list[int]]]:
-    """(prompt ids, reply ids) per conversation, every piece tokenized on its own as in sft."""
+    """(prompt ids, reply ids) per conversation, every piece tokenized on its own as in sft; the reply ends
+    with EOS under ``efficient_eos``."""
     bos, eos = tokenizer.bos_token or "", tokenizer.eos_token or ""
+    end = [] if (eos_id := efficient_eos_id(template, tokenizer)) is None else [eos_id]
     rendered = [_prompt_and_reply(template, conv, bos, eos, default_system) for conv in convs]
     flat = [text for pieces, reply in rendered for text in (*pieces, reply)]
     ids = iter(tokenize_texts(tokenizer, flat))
     out = []
     for pieces, _ in rendered:
         prompt = [token for _ in pieces for token in next(ids)]
-        out.append((prompt, next(ids)))
+        out.append((prompt, next(ids) + end))
     return out
 
 

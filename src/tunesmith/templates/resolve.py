@@ -39,6 +39,9 @@ def resolve_template(name: str | None, tokenizer) -> Template | JinjaTemplate:
 class JinjaTemplate:
     """The tokenizer's chat_template with Template's API: turns, generation_prompt, stop_words, check_fits."""
 
+    efficient_eos = False  # the chat template writes its own end-of-turn text
+    replace_eos = False  # the tokenizer's EOS is the model's own
+
     def __init__(self, tokenizer, source: str, enable_thinking: bool | None = None):
         self.tokenizer = tokenizer
         self.source = source
