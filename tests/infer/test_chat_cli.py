@@ -4,6 +4,7 @@ inference config, and one-line usage errors."""
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from tunesmith.cli import main
 from tunesmith.config.errors import ConfigError
 from tunesmith.config.load import build_config
-from tunesmith.infer.chat import chat_loop
+from tunesmith.infer.chat import chat_loop, chat_once
 from tunesmith.infer.backends import create_engine
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "llamafactory"
@@ -107,6 +108,48 @@ def test_a_too_long_turn_is_reported_and_the_session_goes_on(engine, capsys):
     text = out.getvalue()
     assert "this model's context is" in text and text.count("Assistant: ") == 2
     with pytest.raises(ConfigError, match="--query: the prompt has"):
-        from tunesmith.infer.chat import chat_once
-
         chat_once(engine, "x " * 3000, out=io.StringIO())
+
+
+def test_a_line_that_is_not_utf8_is_reported_and_the_session_goes_on(engine):
+    """Bad bytes spoil only their own line, whether the stream hands over bytes (decoded line by line) or text
+    decoded with errors="surrogateescape" (how Python reads stdin in a C/POSIX locale)."""
+    raw = b"What is 1+1?\n\xff\xfe bad \xc3\n\xed\xa0\x80\nWhat is 2+2?\n"
+    for inp in (io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"),
+                io.StringIO(raw.decode("utf-8", "surrogateescape")),
+                io.StringIO("What is 1+1?\nlone \ud800 surrogate\nWhat is 2+2?\n")):
+        recorder = RecordingEngine(engine)
+        out = io.StringIO()
+        assert chat_loop(recorder, inp=inp, out=out) == 0
+        first, second = recorder.calls  # the bad lines asked nothing; the history went on
+        assert [m["content"] for m in second] == ["What is 1+1?", first_reply(engine), "What is 2+2?"]
+        text = out.getvalue()
+        assert text.count("Assistant: ") == 2 and "nothing was sent, type it again" in text
+    byte_out = io.StringIO()
+    chat_loop(engine, inp=io.TextIOWrapper(io.BytesIO(b"\xff\xfe bad\nexit\n"), encoding="utf-8"), out=byte_out)
+    assert "[this line is not valid UTF-8 text: byte 0xff at position 0; nothing was sent" in byte_out.getvalue()
+    assert "\ufffd\ufffd bad" in byte_out.getvalue()  # the line is shown as read
+    lone_out = io.StringIO()
+    chat_loop(engine, inp=io.StringIO("lone \ud800\nexit\n"), out=lone_out)
+    assert "[this line is not valid Unicode text: it holds a lone surrogate (U+D800) at character 5;" in \
+        lone_out.getvalue()
+    with pytest.raises(ConfigError, match="--query is not valid Unicode text"):
+        chat_once(engine, "bad \udcff", out=io.StringIO())
+
+
+def first_reply(engine) -> str:
+    return engine.chat([{"role": "user", "content": "What is 1+1?"}]).text
+
+
+def test_chat_command_survives_a_line_that_is_not_utf8(lora_run):
+    for encoding in (None, "utf-8:strict"):  # stdin's default error handler depends on the locale
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONIOENCODING"}
+        if encoding:
+            env["PYTHONIOENCODING"] = encoding
+        proc = subprocess.run([sys.executable, "-m", "tunesmith.cli", "chat", str(lora_run), "do_sample=false",
+                               "max_new_tokens=4"], input=b"What is 1+1?\n\xff\xfe bad\nWhat is 2+2?\n",
+                              capture_output=True, timeout=300, env=env)
+        stdout, stderr = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+        assert proc.returncode == 0, stderr
+        assert stdout.count("Assistant: ") == 2 and "is not valid UTF-8 text: byte 0xff" in stdout
+        assert "Traceback" not in stderr

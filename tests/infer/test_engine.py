@@ -146,6 +146,9 @@ def test_stop_strings_cut_the_reply_and_are_never_streamed(llama3_model):
     ([{"role": "wizard", "content": "hi"}], "role must be"),
     ([{"role": "user", "content": None}], "content must be text"),
     ([{"role": "system", "content": "only a system prompt"}], "no user message"),
+    ([{"role": "user", "content": "hi \ud800 there"}], r"messages\[0\].content is not valid Unicode text: it holds a "
+                                                       r"lone surrogate \(U\+D800\) at character 3"),
+    ([{"role": "system", "content": "s"}, {"role": "user", "content": "\udcff"}], r"messages\[1\].content is not"),
 ])
 def test_bad_messages_are_refused(messages, message):
     with pytest.raises(InvalidRequest, match=message):

@@ -64,6 +64,19 @@ class Reply:
     completion_tokens: int
 
 
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be tokenized, or None: a lone surrogate (what a JSON escape like \\ud800, or bytes that
+    were not valid UTF-8 read with errors="surrogateescape", leave in a Python string) has no UTF-8 form."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return (f"is not valid Unicode text: it holds a lone surrogate (U+{ord(text[err.start]):04X}) at character "
+                f"{err.start}")
+    return None
+
+
 def to_conversation(messages: list[dict], for_reply: bool = True) -> Conversation:
     """OpenAI-style messages -> Conversation. System/developer messages must come first; ``for_reply``: the
     last message is the user's (or a tool result) that the reply answers."""
@@ -74,6 +87,8 @@ def to_conversation(messages: list[dict], for_reply: bool = True) -> Conversatio
         role, content = message.get("role"), message.get("content")
         if not isinstance(content, str):
             raise InvalidRequest(f"messages[{i}].content must be text", f"messages.{i}.content")
+        if (problem := text_problem(content)) is not None:
+            raise InvalidRequest(f"messages[{i}].content {problem}", f"messages.{i}.content")
         if role in ("system", "developer"):
             if turns:
                 raise InvalidRequest(f"messages[{i}]: a {role} message must come before the conversation",
