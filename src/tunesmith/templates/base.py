@@ -11,9 +11,10 @@ ReasoningTemplate: a reply without a thought gets an empty one (``<think>\\n\\n<
 when thinking is enabled and part of the prompt otherwise; ``enable_thinking=False`` drops thoughts.
 
 ``efficient_eos`` and ``replace_eos`` are LLaMA-Factory's flags, recorded as it sets them. They describe what
-happens around the template, not its text: under ``efficient_eos`` LLaMA-Factory's data processors append a
-trained EOS after the last reply and label the first token after every earlier reply as EOS; under
-``replace_eos`` the tokenizer's EOS becomes ``stop_words[0]`` (no such template writes ``{{eos_token}}``).
+happens around the template, not its text: under ``efficient_eos`` the encoders (data/encode.py) append a
+trained EOS after the last reply and label the first token after every earlier reply as EOS, as LLaMA-Factory's
+data processors do; under ``replace_eos`` the tokenizer's EOS becomes ``stop_words[0]`` (special_tokens.py; no
+such template writes ``{{eos_token}}``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Template:
     tools_slot: str | None = None  # phi4_mini: the tools JSON goes here as given, instead of tool_format's text
     strip_tool_newlines: bool = False  # moss_vl: tool text opening a system block without a system message
     empty_thought_text: str | None = None  # reasoning: the empty thought, when not the two thought words
-    efficient_eos: bool = False  # LLaMA-Factory: no EOS in the slots; its data processors train one (above)
+    efficient_eos: bool = False  # LLaMA-Factory: no EOS in the slots; the encoders train one (above)
     replace_eos: bool = False  # LLaMA-Factory: the tokenizer's EOS is replaced by stop_words[0]
     mm_plugin: str = ""  # LLaMA-Factory's multimodal plugin; media placeholders are not expanded here
 
