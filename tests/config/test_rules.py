@@ -49,10 +49,30 @@ def test_tool_format_names_agree_with_the_templates():
     assert TOOL_FORMATS == FORMATS
 
 
+def test_every_llamafactory_tool_format_can_be_named():
+    """LLaMA-Factory's tool_utils.TOOLS keys."""
+    assert set(TOOL_FORMATS) == {"default", "gemma4", "glm4", "llama3", "lfm2", "minimax1", "minimax2", "mistral",
+                                 "qwen", "qwen3_5", "glm4_moe", "seed_oss", "ling"}
+
+
 def test_unknown_tool_format_is_refused():
-    with pytest.raises(ConfigError, match=r"^test.yaml: `tool_format` must be one of default, qwen, llama3, mistral; "
-                                          r"got 'qwen2'; did you mean qwen"):
+    with pytest.raises(ConfigError, match=r"^test.yaml: `tool_format` must be one of default, qwen, llama3, mistral, "
+                                          r"gemma4, glm4, glm4_moe, lfm2, ling, minimax1, minimax2, qwen3_5, seed_oss; "
+                                          r"got 'qwen2'; did you mean qwen, qwen3_5\?$"):
         build_config(raw(tool_format="qwen2"))
+
+
+def test_a_named_tool_format_writes_the_tools():
+    """A format other than the template's own reaches the rendered text (glm4's tool prompt under qwen)."""
+    from tunesmith.templates.builtin import get_template
+    from tunesmith.types import Conversation, Message
+
+    cfg = build_config(raw(tool_format="glm4"))
+    template = get_template(cfg.data.template).configure(tool_format=cfg.data.tool_format)
+    conv = Conversation((Message("user", "hi"), Message("function", '{"name": "f", "arguments": {}}')),
+                        tools='[{"name": "f", "description": "d", "parameters": {}}]')
+    (prompt, call), = template.turns(conv)
+    assert "## f\n" in prompt and call == "f\n{}<|im_end|>"
 
 
 @pytest.mark.parametrize("value", [None, *TOOL_FORMATS])
@@ -115,7 +135,7 @@ from tunesmith.config.load import build_config
 base = {"model_name_or_path": "m", "dataset": "a", "template": "qwen", "output_dir": "o", "do_train": True}
 good = [dict(finetuning_type="full", unfreeze_schedule="new_tokens@0,top2@100"), dict(tool_format="llama3"),
         dict(stage="ppo", reward_model="r"), dict(stage="dpo", precompute_ref_log_probs=True)]
-bad = [dict(finetuning_type="full", unfreeze_schedule="top2"), dict(tool_format="glm4"),
+bad = [dict(finetuning_type="full", unfreeze_schedule="top2"), dict(tool_format="glm9"),
        dict(stage="ppo", reward_model="r", resume_from_checkpoint=True),
        dict(stage="dpo", precompute_ref_log_probs=True, streaming=True, max_steps=5)]
 for extra in good:

@@ -24,7 +24,9 @@ FINETUNING_TYPES = ("full", "freeze", "lora")
 INFER_BACKENDS = ("huggingface", "vllm", "sglang", "ktransformers")
 IMPLEMENTED_BACKENDS = ("huggingface", "vllm")
 REWARD_MODEL_TYPES = ("lora", "full", "api")
-TOOL_FORMATS = ("default", "qwen", "llama3", "mistral")  # templates/tools.py FORMATS (a test keeps them equal)
+# templates/tools.py FORMATS, LLaMA-Factory's tool formats (a test keeps them equal)
+TOOL_FORMATS = ("default", "qwen", "llama3", "mistral", "gemma4", "glm4", "glm4_moe", "lfm2", "ling", "minimax1",
+                "minimax2", "qwen3_5", "seed_oss")
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,9 @@ class DataArgs:
     default_system: str | None = opt(None, "System message used when an example has none.")
     enable_thinking: bool | None = opt(True, "Reasoning templates: keep thinking blocks.")
     tool_format: str | None = opt(
-        None, "How tools and function calls are written, instead of the template's own format: default "
-              "(ReAct-style Action lines), qwen (<tool_call> blocks), llama3 or mistral.", choices=TOOL_FORMATS)
+        None, "How tools and function calls are written, instead of the template's own format, as LLaMA-Factory "
+              "writes them: default (ReAct-style Action lines), qwen (<tool_call> blocks), llama3, mistral, gemma4, "
+              "glm4, glm4_moe, lfm2, ling, minimax1, minimax2, qwen3_5 or seed_oss.", choices=TOOL_FORMATS)
     ignore_pad_token_for_loss: bool = opt(True, "Accepted for LLaMA-Factory compatibility; pads are never trained.")
     disable_shuffling: bool = opt(False, "Feed training examples in dataset order.")
 

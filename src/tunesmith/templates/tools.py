@@ -21,9 +21,11 @@ from .tool_prompts import (DEFAULT_TOOL_PROMPT, GLM4_MOE_TOOL_PROMPT, GLM4_TOOL_
                            LING_TOOL_PROMPT, LLAMA3_TOOL_PROMPT, MINIMAX1_TOOL_PROMPT, MINIMAX2_TOOL_PROMPT,
                            QWEN3_5_TOOL_PROMPT, QWEN_TOOL_PROMPT, SEED_TOOL_PROMPT)
 
-FORMATS = ("default", "qwen", "llama3", "mistral")  # the formats a config may name (config/schema.py lists them)
-ALL_FORMATS = (*FORMATS, "gemma4", "glm4", "glm4_moe", "lfm2", "ling", "minimax1", "minimax2", "qwen3_5",
-               "seed_oss")  # every format a template may use
+# Every format, as LLaMA-Factory's tool_utils.TOOLS names them: what a template uses and a config's `tool_format`
+# may name (config/schema.py lists them again, without importing templates; a test keeps the two equal).
+FORMATS = ("default", "qwen", "llama3", "mistral", "gemma4", "glm4", "glm4_moe", "lfm2", "ling", "minimax1",
+           "minimax2", "qwen3_5", "seed_oss")
+ALL_FORMATS = FORMATS
 
 
 def today() -> str:
