@@ -71,6 +71,14 @@ def test_each_unsupported_key_names_its_kind_and_what_to_use(key, value, reason)
     assert reason in message and "did you mean" not in message
 
 
+def test_hub_tokens():
+    """ms_hub_token is a model key (USE_MODELSCOPE_HUB=1); the Modelers hub's token is refused with what to use."""
+    assert build_config(raw(ms_hub_token="ms-x", hf_hub_token="hf_x")).model.ms_hub_token == "ms-x"
+    message = error_of(om_hub_token="om-x")
+    assert "(model hub: the Modelers (openMind) hub); models come from local folders, the Hugging Face Hub or " \
+        "ModelScope (USE_MODELSCOPE_HUB=1, with `ms_hub_token`)" in message
+
+
 def test_megatron_config_is_answered_as_megatron():
     keys = {"tensor_model_parallel_size": 1, "sequence_parallel": True, "pipeline_model_parallel_size": 4,
             "bias_activation_fusion": True, "apply_rope_fusion": True, "use_distributed_optimizer": True,

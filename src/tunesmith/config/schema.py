@@ -33,13 +33,18 @@ TOOL_FORMATS = ("default", "qwen", "llama3", "mistral", "gemma4", "glm4", "glm4_
 class ModelArgs:
     """The model to fine-tune or use, and how it loads."""
 
-    model_name_or_path: str | None = opt(None, "Local directory (or cached hub id) of the model to fine-tune.")
+    model_name_or_path: str | None = opt(
+        None, "The model to fine-tune: a local folder, or a Hugging Face Hub id (org/name), downloaded into the hub "
+              "cache when online (with cache_dir, model_revision and hf_hub_token); offline (HF_HUB_OFFLINE=1, or "
+              "the hub unreachable) an id already in the cache loads. Paths like ./x, /x, ~/x or a/b/c are always "
+              "local. USE_MODELSCOPE_HUB=1 takes ids from ModelScope.")
     adapter_name_or_path: tuple[str, ...] = opt(
         (), "PEFT adapter dirs, comma-separated, applied in order.", list_sep=True)
     trust_remote_code: bool = opt(False, "Allow model code shipped with the checkpoint.")
-    cache_dir: str | None = opt(None, "Where hub downloads are cached.")
-    model_revision: str = opt("main", "Revision (branch, tag or commit hash) of a hub id, looked up in the local "
-                                      "cache; ignored for a local directory.")
+    cache_dir: str | None = opt(None, "Where hub downloads are cached and looked up (default: the Hugging Face "
+                                      "cache, HF_HUB_CACHE / HF_HOME).")
+    model_revision: str = opt("main", "Revision (branch, tag or commit hash) of a hub id: the one downloaded, or "
+                                      "offline looked up in the cache; ignored for a local folder.")
     use_fast_tokenizer: bool = opt(True, "Use the fast (Rust) tokenizer.")
     train_from_scratch: bool = opt(False, "Randomly initialise the model from its config instead of loading weights.")
     flash_attn: str = opt(
@@ -55,8 +60,10 @@ class ModelArgs:
               "tunesmith's default, off unless `gradient_checkpointing: true` (LLaMA-Factory turns it on).")
     use_reentrant_gc: bool = opt(True, "Reentrant activation checkpointing (as in LLaMA-Factory).")
     hf_hub_token: str | None = opt(
-        None, "Hub token, passed along when a hub id is looked up in the local cache; tunesmith never downloads, "
-              "so a cached model needs none (accepted for LLaMA-Factory compatibility).")
+        None, "Hugging Face Hub token, sent with every hub request (gated and private models); default: the token "
+              "saved by `hf auth login`, or HF_TOKEN.")
+    ms_hub_token: str | None = opt(None, "ModelScope token (private models and datasets), used with "
+                                         "USE_MODELSCOPE_HUB=1.")
 
 
 @dataclass(frozen=True)

@@ -158,8 +158,8 @@ UNSUPPORTED: dict[str, Unsupported] = {
              "profiler_warmup_steps profiler_with_stack", switch="enable_torch_profiler"),
     **_group("metrics", "effective tokens per second", "throughput is reported by the bench/ scripts",
              "include_effective_tokens_per_second"),
-    **_group("model hub", "ModelScope and Modelers hubs", "tunesmith reads local models (and the Hugging Face cache)",
-             "ms_hub_token om_hub_token"),
+    **_group("model hub", "the Modelers (openMind) hub", "models come from local folders, the Hugging Face Hub or "
+             "ModelScope (USE_MODELSCOPE_HUB=1, with `ms_hub_token`)", "om_hub_token"),
     **_group("tokenization", "split special tokens", "special tokens are never split by tunesmith's tokenization",
              "split_special_tokens"),
     **_group("template option", "preserve thinking", "whether thoughts stay in history follows the template "
