@@ -138,7 +138,8 @@ def test_the_tokenizer_needs_an_eos(tok):
 
 def test_pairs_end_each_reply_with_eos(tok):
     prompt = (Message("user", "hi"),)
-    pair = (Conversation(prompt + (Message("assistant", "hello"),)), Conversation(prompt + (Message("assistant", "y"),)))
+    pair = (Conversation(prompt + (Message("assistant", "hello"),)),
+            Conversation(prompt + (Message("assistant", "y"),)))
     (ex,), stats = encode_pairwise([pair], tok, GLM4, cutoff_len=64)
     assert ex.input_ids == [GMASK, SOP, USER, NL, HI, ASSISTANT, NL, HELLO, EOS]
     assert ex.labels == [I] * 6 + [NL, HELLO, EOS]
