@@ -44,7 +44,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     from .callbacks.log_file import LogFileCallback
     from .plan import make_plan
     from .prepare import prepare
-    from .setup import resume_point, setup_model
+    from .setup import finished_run, resume_point, run_settings, setup_model
     from .speed import allocator_settings, liger_note
 
     allocator_settings(cfg)
@@ -56,9 +56,12 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     plan = make_plan(cfg, stage)
     logger.info(plan.summary())
     loop = LOOPS[plan.loop]
+    if loop.resumable and (done := finished_run(cfg)) is not None:
+        return done
     resume = resume_point(cfg, resumable=loop.resumable)
     set_seed(plan.seed)
     prepared = prepare(cfg, stage, plan)
     policy = setup_model(cfg, plan, prepared)
-    callbacks = [LogFileCallback(cfg.output_dir), CheckpointMarkerCallback(), *(extra_callbacks or [])]
+    markers = CheckpointMarkerCallback(cfg.training.get("save_total_limit"), run_settings(cfg))
+    callbacks = [LogFileCallback(cfg.output_dir), markers, *(extra_callbacks or [])]
     return loop.run(cfg, plan, stage, prepared, policy, resume, callbacks)

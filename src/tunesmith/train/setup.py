@@ -4,6 +4,7 @@ optimizer and scheduler from `optim` / `lr_scheduler_type` exactly as Trainer bu
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -13,7 +14,7 @@ from ..config.errors import ConfigError
 from ..config.schema import Config
 from ..model.load import count_parameters, load_model
 from ..model.methods import apply_method, apply_new_rows_only
-from .callbacks.checkpoint_marker import checkpoints, last_complete_checkpoint
+from .callbacks.checkpoint_marker import checkpoints, clear_markers, last_complete_checkpoint, read_settings
 from .plan import RunPlan, checkpointing_arguments
 from .speed import gpu_input_arguments
 
@@ -26,27 +27,117 @@ def torch_dtype(name: str):
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
+@dataclass
+class RunResult:
+    output_dir: Path
+    train_loss: float | None
+    global_step: int
+    trainable_params: int
+    total_params: int
+
+
+# settings that may change between a checkpoint and its resumed run: they change how the run is logged,
+# saved, evaluated or computed, never what it trains (the speed paths keep results exact)
+RESUMABLE_CHANGES = frozenset({
+    "logging_steps", "logging_strategy", "logging_first_step", "save_steps", "save_strategy", "save_total_limit",
+    "eval_steps", "eval_strategy", "eval_dataset", "per_device_eval_batch_size", "eval_delay", "compute_accuracy",
+    "plot_loss", "report_to", "disable_tqdm", "run_name", "logging_dir", "dataloader_num_workers",
+    "dataloader_pin_memory", "dataloader_persistent_workers", "dataloader_prefetch_factor", "output_dir",
+    "overwrite_output_dir", "resume_from_checkpoint", "do_train", "do_eval", "overwrite_cache",
+    "preprocessing_num_workers", "preprocessing_batch_size", "tokenized_path", "print_param_status",
+    "special_token_metrics", "ddp_timeout", "trust_remote_code", "cache_dir", "hf_hub_token", "ms_hub_token",
+    "load_best_model_at_end", "metric_for_best_model", "greater_is_better", "chunked_loss", "loss_chunk_size",
+    "compile_layers", "enable_liger_kernel", "cuda_alloc_conf", "flash_attn", "low_cpu_mem_usage",
+    "use_fast_tokenizer", "include_num_input_tokens_seen", "save_only_model", "save_safetensors",
+})
+TRAINING_SECTIONS = ("model", "data", "finetuning", "tokens", "preference", "ppo", "speed", "run", "generating")
+
+
+def run_settings(cfg: Config) -> dict:
+    """Every setting of the run as flat keys (what a checkpoint records and a resumed run is compared with)."""
+    from dataclasses import asdict
+
+    flat: dict = {}
+    for section in TRAINING_SECTIONS:
+        flat.update(asdict(getattr(cfg, section)))  # noqa: B009 - the section names are the Config's fields
+    flat.update(cfg.training)
+    return json.loads(json.dumps(flat, default=str))  # as stored: tuples become lists
+
+
+def check_resume_settings(cfg: Config, checkpoint: Path) -> None:
+    """A checkpoint continues only the run it belongs to: settings that change what is trained (data, model,
+    method, optimisation and its schedule, which the checkpoint's optimizer and scheduler state carry on) must
+    equal the checkpoint's; logging, saving, evaluation and speed settings may change (logged)."""
+    compare_settings(read_settings(checkpoint), run_settings(cfg), str(checkpoint))
+
+
+def compare_settings(stored: dict | None, now: dict, what: str) -> None:
+    """Log the changes a resumed (or finished) run may take; refuse the others, listing each."""
+    if stored is None:
+        logger.warning("%s records no settings (written by an older tunesmith): they cannot be compared", what)
+        return
+    changed = {key: (stored.get(key), now.get(key)) for key in sorted(set(stored) | set(now))
+               if stored.get(key) != now.get(key)}
+    for key, (old, new) in changed.items():
+        if key in RESUMABLE_CHANGES:
+            logger.info("`%s` changed since %s (%r -> %r): it does not change what is trained", key, what, old, new)
+    refused = {k: v for k, v in changed.items() if k not in RESUMABLE_CHANGES}
+    if refused:
+        listed = "; ".join(f"`{k}` {old!r} -> {new!r}" for k, (old, new) in refused.items())
+        raise ConfigError(f"{what} was trained with other settings: {listed}. These change what is trained (a "
+                          "resumed run keeps the checkpoint's optimizer state and learning-rate schedule, so new "
+                          "values would be mixed with old ones). Set them back to resume; set `overwrite_output_dir: "
+                          "true` to start over; or start a new run from this one's weights in another output_dir")
+
+
+def finished_run(cfg: Config) -> RunResult | None:
+    """A run that already finished in output_dir (its run card, written last, is there) and that this config
+    would only repeat: nothing to train (said so). Other settings are refused as for a resume."""
+    from ..utils.run_card import read_run_card
+
+    card = read_run_card(cfg.output_dir) if Path(cfg.output_dir).is_dir() else None
+    if card is None or cfg.run.overwrite_output_dir:
+        return None
+    compare_settings(card.get("settings"), run_settings(cfg), f"the finished run in {cfg.output_dir}")
+    logger.info("%s holds this run, finished at step %s: nothing to train (set overwrite_output_dir: true to train "
+                "it again)", cfg.output_dir, card.get("global_step"))
+    return RunResult(Path(cfg.output_dir), card.get("train_loss"), card.get("global_step", 0),
+                     card.get("trainable_params", 0), card.get("total_params", 0))
+
+
 def resume_point(cfg: Config, resumable: bool = True) -> str | None:
     """The checkpoint to resume from, or None for a fresh start; refuses to clobber an existing run. A loop
     that cannot resume (``resumable=False``) starts fresh and still refuses a non-empty output_dir."""
     out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir {out} is a file; choose a folder for `output_dir`")
     requested = cfg.training.get("resume_from_checkpoint")
     if resumable and (requested is True or (isinstance(requested, str) and requested.lower() == "true")):
         last = last_complete_checkpoint(out)
         if last is None:
             raise ConfigError(f"`resume_from_checkpoint: true` but {out} holds no complete checkpoint")
+        check_resume_settings(cfg, last)
         return str(last)
     if resumable and isinstance(requested, str) and requested:
         if not Path(requested).is_dir():
             raise ConfigError(f"`resume_from_checkpoint`: {requested} is not a directory")
+        if not (Path(requested) / "trainer_state.json").is_file():
+            raise ConfigError(f"`resume_from_checkpoint`: {requested} is not a complete checkpoint (no "
+                              "trainer_state.json: its save was interrupted); point it at a complete one, or set "
+                              "it to true for the newest complete checkpoint of output_dir")
+        check_resume_settings(cfg, Path(requested))
         return requested
     if out.is_dir() and any(out.iterdir()) and not cfg.run.overwrite_output_dir:
         last = last_complete_checkpoint(out) if resumable else None
         if last is not None:
+            check_resume_settings(cfg, last)
             logger.info("Resuming training from %s (set overwrite_output_dir: true to start over)", last)
             return str(last)
         raise ConfigError(f"output_dir {out} already exists and is not empty; set `overwrite_output_dir: true` "
                           "to write into it, or choose another `output_dir`")
+    if cfg.run.overwrite_output_dir and (cleared := clear_markers(out)):
+        logger.info("overwrite_output_dir: %d checkpoint(s) of an earlier run in %s no longer count as complete",
+                    cleared, out)
     if any(not complete for _, _, complete in checkpoints(out)):
         logger.warning("ignoring incomplete checkpoints in %s", out)
     return None
@@ -63,6 +154,8 @@ def training_arguments(cfg: Config, plan: RunPlan):
     elif plan.autocast is None:
         kwargs.update(bf16=False, fp16=False)  # pure_bf16: bfloat16 weights, no autocast
     kwargs.pop("resume_from_checkpoint", None)
+    kwargs.pop("save_total_limit", None)  # rotation happens after a checkpoint is marked complete (callbacks/)
+    kwargs.setdefault("logging_nan_inf_filter", False)  # logged losses are the true values, nan included
     kwargs.update(checkpointing_arguments(cfg))
     cores = os.cpu_count() or 1
     if kwargs.get("dataloader_num_workers", 0) > cores:
@@ -171,12 +264,3 @@ def create_scheduler(optimizer, args, num_training_steps: int):
                          num_warmup_steps=args.get_warmup_steps(num_training_steps),
                          num_training_steps=num_training_steps,
                          scheduler_specific_kwargs=args.lr_scheduler_kwargs or {})
-
-
-@dataclass
-class RunResult:
-    output_dir: Path
-    train_loss: float | None
-    global_step: int
-    trainable_params: int
-    total_params: int

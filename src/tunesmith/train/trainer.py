@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer
 
+from ..config.errors import ConfigError
 from ..data.sampler import PhasedSampler, TokenBudgetBatches
 from ..model.compat import TrainerHooks, rank_aware_batch_sampler_base
 from ..stages.base import LossContext
@@ -22,6 +23,29 @@ from .stage_metrics import StageMetrics
 class TokenBudgetBatchSampler(TokenBudgetBatches, rank_aware_batch_sampler_base()):
     """TokenBudgetBatches in the form transformers' Trainer takes a rank-aware batch sampler: it becomes the
     DataLoader's batch_sampler and accelerate's per-process sharding is switched off for it."""
+
+
+class TrainingDiverged(ConfigError):
+    """The loss or the gradients stopped being finite: the run stops without saving the broken weights."""
+
+
+class FiniteGuard:
+    """Watches every training loss without waiting for the device: a flag and the first bad step stay on the
+    device and are read at logging steps and before any save."""
+
+    def __init__(self) -> None:
+        self.bad = self.step = None
+
+    def watch(self, loss, step: int) -> None:
+        bad = ~torch.isfinite(loss.detach()).all()
+        if self.bad is None:
+            self.bad, self.step = bad, torch.where(bad, step, -1)
+        else:
+            self.step = torch.where(bad & ~self.bad, step, self.step)
+            self.bad = self.bad | bad
+
+    def first_bad_step(self) -> int | None:
+        return int(self.step) if self.bad is not None and bool(self.bad) else None
 
 
 class MetricSink:
@@ -55,6 +79,7 @@ class TunesmithTrainer(TrainerHooks, Trainer):
         self.train_batches = train_batches  # token-budget batches, or None for per_device_train_batch_size
         self.metrics = StageMetrics()
         self.loss_context = LossContext(MetricSink(self), reference, token_weights)
+        self.guard = FiniteGuard()
         if stage_loss is not None:
             self.loss_is_scaled_for_ga = False  # a stage loss is a micro-batch mean: Trainer divides by GA steps
 
@@ -70,11 +95,35 @@ class TunesmithTrainer(TrainerHooks, Trainer):
             return SequentialSampler(dataset)
         return None
 
+    def stop_if_diverged(self, logs: dict | None = None, saving: bool = False) -> None:
+        """Raise TrainingDiverged (the run exits non-zero) if a loss, the logged gradient norm or, before a save,
+        a trainable weight is not finite."""
+        import math
+
+        step = self.guard.first_bad_step()
+        logs = logs or {}
+        values = {k: logs[k] for k in ("loss", "grad_norm") if isinstance(logs.get(k), float)}
+        if step is None and all(math.isfinite(v) for v in values.values()):
+            if not saving or all(bool(torch.isfinite(p).all()) for p in self.model.parameters() if p.requires_grad):
+                return
+        from .callbacks.checkpoint_marker import last_complete_checkpoint
+
+        last = last_complete_checkpoint(self.args.output_dir)
+        shown = ", ".join(f"{k} {v}" for k, v in values.items())
+        raise TrainingDiverged(
+            f"training diverged{f' at step {step}' if step is not None else ''} (step {self.state.global_step}"
+            f"{': ' + shown if shown else ''}): the loss or the weights are no longer finite, so nothing was saved "
+            f"from here on ({f'the last complete checkpoint is {last}' if last else 'no checkpoint was written'}). "
+            f"The usual cause is a learning rate too high for this model (`learning_rate` is "
+            f"{self.args.learning_rate}); lower it, keep `max_grad_norm` on, or check the data for extreme values")
+
     def save_weights(self, output_dir: str) -> bool:
         """A trainable-tokens adapter holds complete rows, so the (resized) base embeddings that peft would
-        add to it are not needed: save only the adapter, keeping it small."""
+        add to it are not needed: save only the adapter, keeping it small. Nothing is saved from a run whose
+        loss or weights stopped being finite."""
         from peft import PeftModel, TrainableTokensConfig
 
+        self.stop_if_diverged(saving=True)
         model = self.model
         if not (isinstance(model, PeftModel) and isinstance(model.peft_config.get("default"), TrainableTokensConfig)):
             return False
@@ -102,6 +151,7 @@ class TunesmithTrainer(TrainerHooks, Trainer):
 
     def log(self, logs: dict, *args, **kwargs) -> None:
         if "loss" in logs:
+            self.stop_if_diverged(logs)
             if self.special_meter is not None:
                 logs.update(self.special_meter.collect(reduce=self.reduce_sum))
             logs.update(self.metrics.collect("train", reduce=self.reduce_sum))
@@ -142,6 +192,12 @@ class TunesmithTrainer(TrainerHooks, Trainer):
         return (loss, None) if return_outputs else loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        out = self.loss_of(model, inputs, return_outputs, num_items_in_batch)
+        if model.training:
+            self.guard.watch(out[0] if return_outputs else out, self.state.global_step + 1)
+        return out
+
+    def loss_of(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if "position_ids" in inputs:
             inputs["use_cache"] = False  # with a KV cache transformers would not build the packed (block) mask
         if self.stage_loss is not None:

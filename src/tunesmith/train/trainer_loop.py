@@ -11,7 +11,7 @@ from ..config.schema import Config
 from ..model.compat import is_compile_error
 from ..stages.base import Stage
 from .plan import RunPlan
-from .setup import Policy, RunResult, build_reference, training_arguments
+from .setup import Policy, RunResult, build_reference, run_settings, training_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
     trainer.save_model(cfg.output_dir)
     trainer.save_state()
     train_loss = result.metrics.get("train_loss")
-    write_run_card(cfg, cfg.output_dir, plan=plan.as_dict(), trainable_params=policy.trainable_params,
+    write_run_card(cfg, cfg.output_dir, plan=plan.as_dict(), settings=run_settings(cfg), trainable_params=policy.trainable_params,
                    total_params=policy.total_params, global_step=trainer.state.global_step, train_loss=train_loss,
                    examples=len(data.train) if isinstance(data.train, list) else None, resumed_from=resume,
                    added_tokens=prepared.added.ids, embedding_rows=policy.embedding_rows,
