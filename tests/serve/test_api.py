@@ -1,11 +1,15 @@
 """`tunesmith api`: the real openai client against a server on a loopback port, API keys, OpenAI-style 4xx
-errors for bad requests, concurrent requests, client disconnects, /docs, and the command itself."""
+errors for bad requests (text that is not Unicode, out-of-range numbers, oversized bodies), concurrent requests,
+a slow prompt that holds up no one else, client disconnects, /docs, settings, and the command itself."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
+import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,10 +20,11 @@ import httpx2 as httpx
 import openai
 import pytest
 
+from tunesmith.config.errors import ConfigError
 from tunesmith.config.load import build_config
 from tunesmith.infer.backends import create_engine
-from tunesmith.serve.app import create_app
-from tunesmith.serve.settings import ApiSettings, api_settings
+from tunesmith.serve.app import create_app, run_server
+from tunesmith.serve.settings import ApiSettings, api_settings, exposure_warning, is_loopback
 
 KEY = "sk-test-key"
 QUESTION = [{"role": "user", "content": "What is 1+1?"}]
@@ -38,12 +43,13 @@ def engine(lora_run):
     return create_engine(cfg)
 
 
-@pytest.fixture(scope="module")
-def server(engine):
+@contextlib.contextmanager
+def serving(engine, **settings):
+    """The API app with ``settings`` on a loopback port, in a thread; yields its base URL."""
     import uvicorn
 
     port = free_port()
-    app = create_app(engine, ApiSettings(host="127.0.0.1", port=port, api_key=KEY, model_name="tiny"))
+    app = create_app(engine, ApiSettings(host="127.0.0.1", port=port, api_key=KEY, model_name="tiny", **settings))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -55,6 +61,12 @@ def server(engine):
     srv.should_exit = True
     thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def server(engine):
+    with serving(engine) as url:
+        yield url
 
 
 @pytest.fixture()
@@ -155,6 +167,111 @@ def test_malformed_requests_get_openai_style_4xx(server, body, param):
     assert error["param"] == param
 
 
+def post_raw(server: str, body: bytes, **kwargs) -> httpx.Response:
+    return httpx.post(f"{server}/v1/chat/completions", content=body, timeout=60,
+                      headers={"Content-Type": "application/json", **auth()}, **kwargs)
+
+
+@pytest.mark.parametrize("body,param,message", [
+    (b'{"model": "tiny", "messages": [{"role": "user", "content": "hi \\ud800 there"}]}', "messages.0.content",
+     "messages[0].content is not valid Unicode text: it holds a lone surrogate (U+D800) at character 3"),
+    (b'{"model": "tiny", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": '
+     b'[{"type": "text", "text": "\\udfff"}]}]}', "messages.1.content", "lone surrogate (U+DFFF)"),
+    (b'{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stop": ["\\udc80"]}', "stop",
+     "stop string 0 is not valid Unicode text"),
+    (json.dumps({"model": "tiny", "messages": QUESTION, "seed": 2**70}).encode(), "seed",
+     "seed: Input should be less than or equal to 9223372036854775807"),
+    (json.dumps({"model": "tiny", "messages": QUESTION, "seed": -2**70}).encode(), "seed",
+     "seed: Input should be greater than or equal to -9223372036854775808"),
+    (b'{"model": "tiny", "messages": [{"role": "user", "content": "hi \xff there"}]}', None,
+     "'utf-8' codec can't decode byte 0xff"),
+], ids=["lone-surrogate", "surrogate-in-part", "surrogate-stop", "seed-2**70", "seed--2**70", "body-not-utf8"])
+def test_text_that_is_not_unicode_and_out_of_range_seeds_are_400s(server, body, param, message):
+    response = post_raw(server, body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == param
+    assert message in error["message"]
+
+
+def test_the_largest_seeds_still_sample(client):
+    """A 64-bit seed is taken, and so is seed + i for each of n replies."""
+    for seed in (2**63 - 1, -2**63):
+        done = client.chat.completions.create(model="tiny", messages=QUESTION, max_tokens=2, seed=seed, n=2,
+                                              temperature=1.0)
+        assert [c.finish_reason in ("stop", "length") for c in done.choices] == [True, True]
+
+
+def test_a_body_over_the_size_limit_is_413_before_it_is_parsed(server):
+    """The default limit (4 MiB), whether the client sends a Content-Length or streams the body in chunks."""
+    body = json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "word " * 1_000_000}]}).encode()
+    assert len(body) > ApiSettings().max_request_bytes == 4 * 1024 * 1024
+    sized = post_raw(server, body)
+    chunked = post_raw(server, (body[i:i + 65536] for i in range(0, len(body), 65536)))
+    for response in (sized, chunked):
+        assert response.status_code == 413, response.text
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request_error"
+        assert error["message"] == ("the request body is larger than this server's limit of 4194304 bytes (the "
+                                    "environment variable API_MAX_REQUEST_BYTES sets it)")
+    assert post_raw(server, json.dumps({"model": "tiny", "messages": QUESTION, "max_tokens": 2}).encode()
+                    ).status_code == 200  # the server goes on
+
+
+def test_the_size_limit_is_a_setting(engine):
+    small = json.dumps({"model": "tiny", "messages": QUESTION, "max_tokens": 2}).encode()
+    with serving(engine, max_request_bytes=len(small)) as url:
+        assert post_raw(url, small).status_code == 200
+        over = post_raw(url, small + b" ")
+        assert over.status_code == 413 and f"limit of {len(small)} bytes" in over.json()["error"]["message"]
+    with serving(engine, max_request_bytes=0) as url:  # 0: no limit
+        body = json.dumps({"model": "tiny", "messages": QUESTION, "max_tokens": 2, "pad": "x" * 5_000_000})
+        assert post_raw(url, body.encode()).status_code == 200
+
+
+class SlowTokenizer:
+    """The engine's tokenizer, except that a text holding ``mark`` waits in encode until released."""
+
+    def __init__(self, tokenizer, mark: str):
+        self.tokenizer, self.mark = tokenizer, mark
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+    def __len__(self) -> int:
+        return len(self.tokenizer)
+
+    def encode(self, text, **kwargs):
+        if self.mark in text:
+            self.entered.set()
+            self.release.wait(timeout=120)
+        return self.tokenizer.encode(text, **kwargs)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_slow_prompt_does_not_hold_up_other_clients(server, engine, monkeypatch, stream):
+    """Tokenization runs off the event loop: while one request's prompt is still being tokenized, another
+    request is answered (before the fix the loop itself waited, and the small request timed out)."""
+    slow = SlowTokenizer(engine.tokenizer, "SLOW-PROMPT")
+    monkeypatch.setattr(engine, "tokenizer", slow)
+    large = {"model": "tiny", "messages": [{"role": "user", "content": "SLOW-PROMPT " + "word " * 50_000}],
+             "max_tokens": 2, "stream": stream}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(httpx.post, f"{server}/v1/chat/completions", json=large, headers=auth(), timeout=300)
+        try:
+            assert slow.entered.wait(timeout=60), "the large request never reached the tokenizer"
+            small = httpx.post(f"{server}/v1/chat/completions", headers=auth(), timeout=30,
+                               json={"model": "tiny", "messages": QUESTION, "max_tokens": 2})
+            assert small.status_code == 200 and small.json()["choices"][0]["finish_reason"] in ("stop", "length")
+            assert httpx.get(f"{server}/v1/models", headers=auth(), timeout=30).status_code == 200
+            assert not pending.done()  # the large one is still in its tokenizer
+        finally:
+            slow.release.set()
+        answered = pending.result()
+    assert answered.status_code == 400 and "this model's context is" in answered.json()["error"]["message"]
+
+
 def test_unknown_route_and_method_are_json_errors(server):
     missing = httpx.get(f"{server}/v1/nothing", headers=auth())
     assert missing.status_code == 404 and "error" in missing.json()
@@ -224,17 +341,44 @@ def test_settings_come_from_options_then_llamafactory_environment():
     cfg = build_config({"model_name_or_path": ("m", "test")}, purpose="infer")
     env = {"API_HOST": "127.0.0.2", "API_PORT": "9001", "API_KEY": "k", "API_MODEL_NAME": "mine"}
     assert api_settings(cfg, env) == ApiSettings("127.0.0.2", 9001, "k", "mine")
-    assert api_settings(cfg, {}) == ApiSettings("0.0.0.0", 8000, None, "gpt-3.5-turbo")
+    assert api_settings(cfg, {}) == ApiSettings("127.0.0.1", 8000, None, "gpt-3.5-turbo", 4 * 1024 * 1024)
+    assert api_settings(cfg, {"API_HOST": "0.0.0.0"}).host == "0.0.0.0"
+    assert api_settings(cfg, {"API_MAX_REQUEST_BYTES": "1_000_000"}).max_request_bytes == 1_000_000
+    assert api_settings(cfg, {"API_MAX_REQUEST_BYTES": "0"}).max_request_bytes == 0
+    for bad, message in (("4MB", "must be a number of bytes"), ("-1", "must be 0 (no limit) or more")):
+        with pytest.raises(ConfigError, match=re.escape(f"API_MAX_REQUEST_BYTES {message}")):
+            api_settings(cfg, {"API_MAX_REQUEST_BYTES": bad})
+    assert api_settings(build_config({"model_name_or_path": ("m", "test"), "api_host": ("::", "test")},
+                                     purpose="infer"), {}).host == "::"
     given = build_config({"model_name_or_path": ("m", "test"), "api_port": (7000, "test"),
                           "api_key": ("x", "test")}, purpose="infer")
     assert api_settings(given, env) == ApiSettings("127.0.0.2", 7000, "x", "mine")
 
 
+def test_an_api_open_to_the_network_without_a_key_is_warned_about(engine, monkeypatch, caplog, capsys):
+    assert all(is_loopback(host) for host in ("127.0.0.1", "127.0.0.5", "::1", "localhost"))
+    assert not any(is_loopback(host) for host in ("0.0.0.0", "::", "192.168.1.10", "no-such-host.invalid"))
+    assert exposure_warning(ApiSettings()) is None  # the default: this machine only
+    assert exposure_warning(ApiSettings(host="0.0.0.0", api_key="k")) is None
+    import uvicorn
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.append(kwargs))
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        run_server(engine, ApiSettings(host="0.0.0.0", port=8123))
+        run_server(engine, ApiSettings(host="127.0.0.1", port=8123))
+    assert [kwargs["host"] for kwargs in served] == ["0.0.0.0", "127.0.0.1"]
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert record.getMessage().startswith("the API listens on 0.0.0.0:8123 with no API key: anyone who can reach "
+                                          "this machine can use the model")
+    assert "http://localhost:8123/v1" in capsys.readouterr().out
+
+
 def test_api_command_serves_until_stopped(lora_run):
-    port = free_port()
-    env = {**os.environ, "API_KEY": KEY, "API_MODEL_NAME": "from-env"}
-    proc = subprocess.Popen([sys.executable, "-m", "tunesmith.cli", "api", str(lora_run), "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    port = free_port()  # no --host: the default is this machine only
+    env = {**{k: v for k, v in os.environ.items() if k != "API_HOST"}, "API_KEY": KEY, "API_MODEL_NAME": "from-env"}
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith.cli", "api", str(lora_run), "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -248,8 +392,8 @@ def test_api_command_serves_until_stopped(lora_run):
         assert response.status_code == 200 and response.json()["data"][0]["id"] == "from-env"
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=60)
-    assert f"http://127.0.0.1:{port}/docs" in out
+        out, err = proc.communicate(timeout=60)
+    assert f"http://127.0.0.1:{port}/docs" in out and "no API key" not in err
 
 
 def test_api_usage_errors(capsys):

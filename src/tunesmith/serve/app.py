@@ -1,10 +1,11 @@
 """OpenAI-compatible HTTP API on FastAPI: /v1/models, /v1/chat/completions (plain and streamed), /docs.
 
-Generation never runs on the event loop: every request becomes jobs on one generation thread, served in
-arrival order, so concurrent requests queue and all get answered. A streamed reply's text crosses from
+Neither prompt building nor generation runs on the event loop: a request's prompt is built and tokenized on
+a small pool of prompt threads (a huge prompt holds up no one else), then becomes jobs on one generation thread,
+served in arrival order, so concurrent requests queue and all get answered. A streamed reply's text crosses from
 that thread to the loop through an asyncio queue; when the client goes away, the job is cancelled (it
 stops at the next token, or never starts) and the queue moves on. Bad requests get a 4xx with an
-OpenAI-style error body.
+OpenAI-style error body; a body over the size limit gets a 413 before it is parsed.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from .. import __version__
 from ..infer.engine import Engine, InvalidRequest, Reply, Sampling
 from .protocol import (AssistantMessage, ChatCompletion, ChatCompletionRequest, Choice, ErrorResponse, ModelCard,
                        ModelList, Usage, completion_id)
-from .settings import ApiSettings
+from .settings import ApiSettings, exposure_warning
 
 logger = logging.getLogger(__name__)
+
+PROMPT_WORKERS = 4  # prompts tokenized at once: a few huge ones leave room for the rest
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
                405: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error"}
@@ -48,11 +51,21 @@ def error_body(status: int, message: str, param: str | None = None, code: str | 
 
 
 class GenerationQueue:
-    """One generation thread; jobs run in the order they were submitted."""
+    """One generation thread; jobs run in the order they were submitted. Prompts are prepared beforehand on a
+    few threads of their own, off the event loop."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunesmith-generate")
+        self.prompts = ThreadPoolExecutor(max_workers=PROMPT_WORKERS, thread_name_prefix="tunesmith-prompt")
+
+    async def prepare(self, messages: list[dict], **overrides) -> tuple[list[int], Sampling]:
+        """The prompt's token ids and the request's decoding options (InvalidRequest for a bad request)."""
+        def build() -> tuple[list[int], Sampling]:
+            prompt_ids = self.engine.prompt_ids(messages)
+            return prompt_ids, self.engine.sampling(len(prompt_ids), **overrides)
+
+        return await asyncio.get_running_loop().run_in_executor(self.prompts, build)
 
     async def run(self, prompt_ids: list[int], options: Sampling, on_text=None,
                   cancel: threading.Event | None = None) -> Reply:
@@ -67,6 +80,45 @@ class GenerationQueue:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.prompts.shutdown(wait=False, cancel_futures=True)
+
+
+class BodySizeLimit:
+    """ASGI middleware: a request body over ``limit`` bytes (0: no limit) gets a 413 before anything parses it,
+    at once when its Content-Length says so, else as soon as the bytes read pass the limit."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not self.limit:
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers", ())).get(b"content-length", b"").strip()
+        if length.isdigit() and int(length) > self.limit:
+            return await self._too_large(scope, receive, send)
+        chunks, size = [], 0
+        while True:  # read the body here (the app would read it whole anyway), counting
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before its request was complete
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                return await self._too_large(scope, receive, send)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replay():  # the body once, then the client's own messages (a disconnect)
+            return pending.pop() if pending else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope, receive, send) -> None:
+        message = (f"the request body is larger than this server's limit of {self.limit} bytes "
+                   "(the environment variable API_MAX_REQUEST_BYTES sets it)")
+        await JSONResponse(error_body(413, message), status_code=413)(scope, receive, send)
 
 
 def _validation_message(err: RequestValidationError) -> tuple[str, str | None]:
@@ -95,6 +147,7 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
     app = FastAPI(title="tunesmith API", version=__version__, lifespan=lifespan,
                   description="OpenAI-compatible chat completions for a model trained with tunesmith. "
                               f"Model: `{settings.model_name}`.")
+    app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, err: ApiError):
@@ -107,7 +160,10 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, err: StarletteHTTPException):
-        return JSONResponse(error_body(err.status_code, str(err.detail)), status_code=err.status_code,
+        message = str(err.detail)
+        if err.status_code == 400 and err.__cause__ is not None:  # e.g. a body that is not UTF-8: say why
+            message = f"{message}: {err.__cause__}"
+        return JSONResponse(error_body(err.status_code, message), status_code=err.status_code,
                             headers=getattr(err, "headers", None))
 
     @app.exception_handler(Exception)
@@ -124,7 +180,7 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
             raise ApiError(401, "Incorrect API key provided" if header else "Missing API key: send "
                            "`Authorization: Bearer <key>`", code="invalid_api_key")
 
-    responses = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}}
+    responses = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 413: {"model": ErrorResponse}}
 
     @app.get("/v1/models", response_model=ModelList, dependencies=[Depends(authorised)], responses=responses)
     async def list_models() -> ModelList:
@@ -133,11 +189,11 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
     @app.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(authorised)],
               responses=responses)
     async def chat_completions(body: ChatCompletionRequest, request: Request):
-        try:
-            prompt_ids = engine.prompt_ids([m.as_dict() for m in body.messages])
-            options = engine.sampling(len(prompt_ids), temperature=body.temperature, top_p=body.top_p,
-                                      max_new_tokens=body.max_completion_tokens or body.max_tokens,
-                                      stop=tuple(body.stop or ()), seed=body.seed)
+        try:  # tokenizing a long prompt takes a while: not on the event loop
+            prompt_ids, options = await jobs.prepare(
+                [m.as_dict() for m in body.messages], temperature=body.temperature, top_p=body.top_p,
+                max_new_tokens=body.max_completion_tokens or body.max_tokens, stop=tuple(body.stop or ()),
+                seed=body.seed)
         except InvalidRequest as err:
             raise ApiError(400, str(err), err.param) from None
         per_choice = [replace(options, seed=None if body.seed is None else body.seed + i) for i in range(body.n)]
@@ -223,6 +279,8 @@ def run_server(engine: Engine, settings: ApiSettings) -> None:
     import uvicorn
 
     app = create_app(engine, settings)
+    if (warning := exposure_warning(settings)) is not None:
+        logger.warning(warning)
     shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
     print(f"tunesmith api: http://{shown}:{settings.port}/v1 (docs: http://{shown}:{settings.port}/docs)"
           + (", key required" if settings.api_key else ""), flush=True)

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..infer.engine import text_problem
+
 
 class TextPart(BaseModel):
     type: Literal["text"]
@@ -43,7 +45,8 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1, description="Newer name of max_tokens.")
     stop: str | list[str] | None = Field(None, description="Up to 4 strings that end the reply.")
     n: int = Field(1, ge=1, le=8, description="Replies to generate.")
-    seed: int | None = Field(None, description="Makes sampling repeatable.")
+    seed: int | None = Field(None, ge=-2**63, le=2**63 - 1, description="Makes sampling repeatable (a 64-bit "
+                                                                         "integer).")
     stream: bool = False
     stream_options: StreamOptions | None = None
     tools: list[dict] | None = Field(None, description="Not supported: a non-empty list is refused.")
@@ -56,6 +59,9 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("at most 4 stop strings")
         if any(not s for s in stops):
             raise ValueError("stop strings must not be empty")
+        for i, stop in enumerate(stops):
+            if (problem := text_problem(stop)) is not None:
+                raise ValueError(f"stop string {i} {problem}")
         return stops
 
     @field_validator("tools")
