@@ -177,3 +177,28 @@ def test_compile_errors_are_recognised():
 
     assert compat.is_compile_error(BackendCompilerFailed(lambda *a: None, RuntimeError("x"), None))
     assert not compat.is_compile_error(RuntimeError("out of memory"))
+
+
+def test_load_checkpoint_weights_restores_a_checkpoint(lm, tmp_path):
+    import copy
+
+    from transformers import Trainer, TrainingArguments
+
+    class Hooked(compat.TrainerHooks, Trainer):
+        pass
+
+    model = copy.deepcopy(lm)
+    args = TrainingArguments(str(tmp_path), report_to="none", use_cpu=True)
+    trainer = Hooked(model=model, args=args)
+    folder = tmp_path / "checkpoint-3"
+    trainer.save_model(str(folder))
+    trainer.state.global_step = 3
+    trainer.state.save_to_json(str(folder / "trainer_state.json"))
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    trainer.state.global_step = 0
+    trainer.load_checkpoint_weights(str(folder))
+    assert trainer.state.global_step == 3
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())

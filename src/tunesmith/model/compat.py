@@ -164,6 +164,15 @@ class TrainerHooks:
         if not self.save_weights(output_dir or self.args.output_dir):
             super()._save(output_dir, state_dict)
 
+    def load_checkpoint_weights(self, folder: str) -> None:
+        """The model's weights (full, sharded or a peft adapter) and the trainer state from a checkpoint folder,
+        exactly as ``train(resume_from_checkpoint=folder)`` loads them (``Trainer._load_from_checkpoint``), for a
+        checkpoint that already is the run's last step: training it again would add a step."""
+        from transformers import TrainerState
+
+        self._load_from_checkpoint(folder)
+        self.state = TrainerState.load_from_json(f"{folder}/trainer_state.json")
+
     def prepare_inputs(self, inputs: dict) -> dict:
         """Trainer's ``_prepare_inputs`` (moves the batch to the device)."""
         return self._prepare_inputs(inputs)

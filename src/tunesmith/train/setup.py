@@ -105,6 +105,16 @@ def finished_run(cfg: Config) -> RunResult | None:
                      card.get("trainable_params", 0), card.get("total_params", 0))
 
 
+RUN_FILES = ("trainer_log.jsonl", "training_loss.png", "training_special.png", "training_rewards.png")
+
+
+def only_an_interrupted_start(out: Path) -> bool:
+    """Whether a folder holds nothing but a tunesmith run's own files from before its first complete checkpoint
+    (its log, plots and incomplete checkpoint folders): nothing a user made, nothing to resume."""
+    incomplete = {path.name for _, path, done in checkpoints(out) if not done}
+    return all(entry.name in RUN_FILES or entry.name in incomplete for entry in out.iterdir())
+
+
 def resume_point(cfg: Config, resumable: bool = True) -> str | None:
     """The checkpoint to resume from, or None for a fresh start; refuses to clobber an existing run. A loop
     that cannot resume (``resumable=False``) starts fresh and still refuses a non-empty output_dir."""
@@ -133,6 +143,10 @@ def resume_point(cfg: Config, resumable: bool = True) -> str | None:
             check_resume_settings(cfg, last)
             logger.info("Resuming training from %s (set overwrite_output_dir: true to start over)", last)
             return str(last)
+        if resumable and only_an_interrupted_start(out):
+            logger.info("%s holds only what a run interrupted before its first complete checkpoint left: starting "
+                        "over", out)
+            return None
         raise ConfigError(f"output_dir {out} already exists and is not empty; set `overwrite_output_dir: true` "
                           "to write into it, or choose another `output_dir`")
     if cfg.run.overwrite_output_dir and (cleared := clear_markers(out)):

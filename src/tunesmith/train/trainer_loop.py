@@ -114,6 +114,28 @@ def evaluation_metrics(prediction, special: dict[str, int], accuracy: bool) -> d
     return out
 
 
+def train(trainer, plan: RunPlan, resume: str | None) -> float | None:
+    """Trainer's loop (resumed from ``resume``), returning the mean training loss. A checkpoint that already is
+    the run's last step (a run killed during its final save) is only loaded: transformers would train one step
+    past `max_steps` from it."""
+    import json
+
+    if resume is not None and trainer.args.max_steps > 0:
+        step = json.loads((Path(resume) / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
+        if step >= trainer.args.max_steps:
+            logger.info("%s is the run's last step (%d): finishing its save without training", resume, step)
+            trainer.load_checkpoint_weights(resume)
+            return None
+    try:
+        return trainer.train(resume_from_checkpoint=resume).metrics.get("train_loss")
+    except Exception as err:  # noqa: BLE001 - only torch.compile's errors are translated
+        if plan.compile_layers and is_compile_error(err):
+            raise ConfigError(f"compiling the decoder layers failed ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''}); set `compile_layers: false` "
+                              "to train them eagerly") from err
+        raise
+
+
 def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, policy: Policy, resume: str | None,
                        callbacks: list) -> RunResult:
     from ..data.collate import EncodedDataset
@@ -160,17 +182,9 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
         phase_sizes=data.phase_sizes, shuffle=not cfg.data.disable_shuffling, token_weights=token_weights,
         special_meter=SpecialTokenMeter(list(special.values())) if special else None, stage_loss=stage_loss,
         reference=reference, head_loss=head_loss, train_batches=batches, eval_collator=eval_collator, **metrics)
-    try:
-        result = trainer.train(resume_from_checkpoint=resume)
-    except Exception as err:  # noqa: BLE001 - only torch.compile's errors are translated
-        if plan.compile_layers and is_compile_error(err):
-            raise ConfigError(f"compiling the decoder layers failed ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else ''}); set `compile_layers: false` "
-                              "to train them eagerly") from err
-        raise
+    train_loss = train(trainer, plan, resume)
     trainer.save_model(cfg.output_dir)
     trainer.save_state()
-    train_loss = result.metrics.get("train_loss")
     write_run_card(cfg, cfg.output_dir, plan=plan.as_dict(), settings=run_settings(cfg), trainable_params=policy.trainable_params,
                    total_params=policy.total_params, global_step=trainer.state.global_step, train_loss=train_loss,
                    examples=len(data.train) if isinstance(data.train, list) else None, resumed_from=resume,
