@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import threading
+import zipfile
+import zlib
 from dataclasses import asdict, fields
 from itertools import chain
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 from .. import __version__
 from ..config.schema import DataArgs
 from ..types import RECORDS, EncodedExample
+from ..utils.files import WriteError, atomic_writer
 from .encode import EncodeStats
 from .registry import DatasetAttr
 
@@ -79,8 +82,9 @@ def save_in_background(path: Path, examples: list[EncodedExample], stats: Encode
     def write() -> None:
         try:
             save(path, examples, stats)
-        except OSError as err:  # a read-only or full cache disk must not stop training
-            logger.warning("could not write the tokenized cache %s: %s", path, err)
+        except WriteError as err:  # a read-only or full cache disk must not stop training
+            logger.warning("%s; training goes on without caching it (set `tokenized_path` or $TUNESMITH_CACHE_DIR "
+                           "to a writable folder)", err)
 
     thread = threading.Thread(target=write, name=f"tunesmith-cache-{path.name}")
     _WRITERS[path] = thread
@@ -109,10 +113,16 @@ def load(path: Path) -> tuple[list[EncodedExample], EncodeStats] | None:
             record = RECORDS[str(npz["record"])]
             field_kinds = json.loads(str(npz["field_kinds"]))
             extra = {key: _read_field(npz, key, kind, offsets) for key, kind in field_kinds.items()}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # unreadable entry (e.g. another version's layout): encode again and overwrite it
-    examples = [record(ids[start:end], labels[start:end], **{k: v[i] for k, v in extra.items()})
-                for i, (start, end) in enumerate(zip(offsets, offsets[1:]))]
+        if offsets[-1] != len(ids) or len(labels) != len(ids) or any(len(v) != len(offsets) - 1
+                                                                     for v in extra.values()):
+            raise ValueError("its arrays do not agree in length")
+        examples = [record(ids[start:end], labels[start:end], **{k: v[i] for k, v in extra.items()})
+                    for i, (start, end) in enumerate(zip(offsets, offsets[1:]))]
+    except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile, zlib.error) as err:
+        # a truncated or damaged entry (an interrupted copy, a full disk) or another layout: encode again
+        logger.warning("tokenized cache %s is unreadable (%s: %s); encoding the dataset again and rewriting it",
+                       path, type(err).__name__, str(err).splitlines()[0] if str(err) else "no detail")
+        return None
     return examples, stats
 
 
@@ -127,9 +137,9 @@ def _read_field(npz, key: str, kind: str, offsets: list[int]) -> list:
 
 
 def save(path: Path, examples: list[EncodedExample], stats: EncodeStats) -> None:
+    """Write an entry atomically; raises WriteError (one line naming the path) when the folder is not writable."""
     import numpy as np
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     offsets = [0]
     for ex in examples:
         offsets.append(offsets[-1] + len(ex.input_ids))
@@ -161,7 +171,5 @@ def save(path: Path, examples: list[EncodedExample], stats: EncodeStats) -> None
             arrays[f"field.{key}"] = np.asarray(values)
     arrays["record"] = np.asarray(record.__name__)
     arrays["field_kinds"] = np.asarray(json.dumps(field_kinds))
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with tmp.open("wb") as fh:
+    with atomic_writer(path, "tokenized cache") as fh:  # a reader sees the whole entry or none
         np.savez(fh, **arrays)
-    os.replace(tmp, path)
