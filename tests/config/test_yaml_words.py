@@ -12,8 +12,10 @@ BASE = "model_name_or_path: m\ndataset: a\noutput_dir: o\ntemplate: qwen\n"
 
 
 def config_file(tmp_path, text: str) -> str:
+    """BASE with ``text`` added; a key of BASE that ``text`` sets again is left out (a key may appear once)."""
+    keys = {line.split(":")[0] for line in text.splitlines()}
     path = tmp_path / "c.yaml"
-    path.write_text(BASE + text)
+    path.write_text("".join(line + "\n" for line in BASE.splitlines() if line.split(":")[0] not in keys) + text)
     return str(path)
 
 

@@ -11,6 +11,7 @@ coerced to their declared types and every cross-field rule in validate.py runs b
 from __future__ import annotations
 
 import json
+import re
 import typing
 from dataclasses import fields
 from pathlib import Path
@@ -52,13 +53,50 @@ _BOOL_TAG = "tag:yaml.org,2002:bool"
 _STR_TAG = "tag:yaml.org,2002:str"
 
 
+def decode_text(data: bytes, path: str | Path, first_line: int = 1, offset: int = 0) -> str:
+    """UTF-8 bytes of a user's file as text (a leading BOM is dropped, as utf-8-sig reads it). Bytes that are not
+    UTF-8 fail naming the file, line and byte offset; ``first_line`` and ``offset`` place a slice of the file
+    (one line of a JSON-lines file read lazily)."""
+    try:
+        return data.decode("utf-8-sig" if offset == 0 else "utf-8")
+    except UnicodeDecodeError as err:
+        start = err.start + (3 if offset == 0 and data.startswith(b"\xef\xbb\xbf") else 0)
+        line = first_line + data.count(b"\n", 0, start)
+        raise ConfigError(f"{path}:{line}: not UTF-8 text: byte 0x{data[start]:02x} at byte offset {offset + start} "
+                          f"({err.reason}); save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)") from None
+
+
+def read_text(path: str | Path) -> str:
+    """A user's text file (a config, dataset_info.json, a data file) as UTF-8 text, with one-line errors."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read it: {(err.strerror or str(err)).lower()}") from None
+    return decode_text(data, path)
+
+
+def _json_without_duplicates(text: str, path: Path) -> Any:
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        seen: dict[str, Any] = {}
+        for key, value in items:
+            if key in seen:
+                lines = [text.count("\n", 0, m.start()) + 1 for m in re.finditer(re.escape(json.dumps(key)) + r"\s*:",
+                                                                               text)]
+                where = f" (lines {', '.join(map(str, lines))})" if len(lines) > 1 else ""
+                raise ConfigError(f"{path}: duplicate key `{key}`{where}: each key may appear once; remove one")
+            seen[key] = value
+        return seen
+
+    return json.loads(text, object_pairs_hook=pairs)
+
+
 def read_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
-        data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
+        data = _json_without_duplicates(text, path) if path.suffix == ".json" else load_yaml(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
     except yaml.YAMLError as err:
@@ -100,11 +138,35 @@ def parse_argv(argv: list[str]) -> Raw:
     return raw
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping (YAML would keep the last value silently),
+    naming the line of the second one; keys brought in by a `<<` merge may be overridden, as YAML allows."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader refuses it itself
+                continue
+            if first is None:
+                seen[key] = key_node.start_mark.line + 1
+            else:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key `{key}` (first on line {first}): each key may appear once; remove "
+                                "one", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(text: str) -> Any:
     """YAML, except that a top-level value written yes/no/on/off (any case) stays text, where YAML 1.1 would read a
     boolean: `save_strategy: no` is the strategy "no", `run_name: on` the name "on". Keys that take true/false read
-    those words as booleans (coerce.py); values nested in lists and mappings are read as YAML 1.1 reads them."""
-    loader = yaml.SafeLoader(text)
+    those words as booleans (coerce.py); values nested in lists and mappings are read as YAML 1.1 reads them.
+    A key written twice in a mapping is refused (UniqueKeyLoader)."""
+    loader = UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:

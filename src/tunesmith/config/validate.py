@@ -6,6 +6,7 @@ import base64
 import binascii
 import importlib.util
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -162,18 +163,47 @@ def deepspeed_is_usable(cfg: Config, origins: Origins) -> None:
                           "`pip install deepspeed`, or remove `deepspeed` to train without it")
 
 
-def batch_values_positive(cfg: Config, origins: Origins) -> None:
-    for key in ("per_device_train_batch_size", "gradient_accumulation_steps"):
+_POSITIVE, _STEPS = (lambda v: v > 0, "positive"), (lambda v: v > 0, "positive: a count of steps, or a fraction of "
+                                                                      "the run's steps below 1")
+# TrainingArguments values: key -> (test, what it must be). A value that is not a finite number fails too.
+TRAINING_VALUES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "per_device_train_batch_size": _POSITIVE, "per_device_eval_batch_size": _POSITIVE,
+    "gradient_accumulation_steps": _POSITIVE, "eval_accumulation_steps": _POSITIVE,
+    "torch_empty_cache_steps": _POSITIVE,
+    "max_steps": (lambda v: v >= 0 or v == -1, "a positive number of steps, or -1 (unset: `num_train_epochs` "
+                                               "decides)"),
+    "num_train_epochs": (lambda v: v >= 0, ">= 0"),
+    "learning_rate": (lambda v: v >= 0, ">= 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "max_grad_norm": (lambda v: v >= 0, ">= 0 (0 turns gradient clipping off)"),
+    "warmup_steps": (lambda v: v >= 0, ">= 0: a count of steps, or a fraction of the run's steps below 1"),
+    "logging_steps": _STEPS, "save_steps": _STEPS, "eval_steps": _STEPS,
+    "save_total_limit": (lambda v: v > 0, "a positive number of checkpoints to keep (leave it out, or null, to "
+                                          "keep them all)"),
+    "adam_beta1": (lambda v: 0 <= v < 1, "in [0, 1)"), "adam_beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "adam_epsilon": (lambda v: v >= 0, ">= 0"), "label_smoothing_factor": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "eval_delay": (lambda v: v >= 0, ">= 0"), "dataloader_num_workers": (lambda v: v >= 0, ">= 0"),
+}
+
+
+def training_values_in_range(cfg: Config, origins: Origins) -> None:
+    """Negative, zero, nan or infinite values that transformers would read as something else (max_steps: -5 as
+    "train by epochs") or fail on with a traceback (learning_rate: nan), and counts that contradict each other."""
+    for key, (ok, want) in TRAINING_VALUES.items():
         value = cfg.training.get(key)
-        if value is not None and value <= 0:
-            raise ConfigError(f"{_where(origins, key)}: `{key}` must be positive, got {value}")
-    lr = cfg.training.get("learning_rate")
-    if lr is not None and lr < 0:
-        raise ConfigError(f"{_where(origins, 'learning_rate')}: `learning_rate` must be >= 0, got {lr}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not (math.isfinite(value)
+                                                                                    and ok(value)):
+            raise ConfigError(f"{_where(origins, key)}: `{key}` must be {want}, got "
+                              f"{value if isinstance(value, int) else format(value, 'g')}")
     steps, epochs = cfg.training.get("max_steps", -1), cfg.training.get("num_train_epochs", 3.0)
     if steps <= 0 and epochs <= 0:
         raise ConfigError(f"{_where(origins, 'num_train_epochs', 'max_steps')}: set `num_train_epochs` > 0 "
                           "or `max_steps` > 0")
+    warmup = cfg.training.get("warmup_steps") or 0
+    if steps > 0 and warmup >= 1 and warmup >= steps:
+        raise ConfigError(f"{_where(origins, 'warmup_steps', 'warmup_ratio')}: `warmup_steps` ({warmup:g}) is not "
+                          f"below `max_steps` ({steps}): the learning rate would still be warming up when training "
+                          "stops; lower it, or give a fraction of the steps below 1")
 
 
 def token_budget_fits(cfg: Config, origins: Origins) -> None:
@@ -430,7 +460,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     interleave_probs_match,
     one_precision,
     deepspeed_is_usable,
-    batch_values_positive,
+    training_values_in_range,
     streaming_needs_max_steps,
     token_budget_fits,
     unfreeze_schedule_readable,
