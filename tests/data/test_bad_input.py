@@ -49,6 +49,46 @@ CASES = [
      r"tunesmith yet: it needs a vision-language .*template and processor, such as LLaMA-Factory's qwen2_vl"),
     ("audio.json", json.dumps([{"instruction": "<audio>Transcribe this.", "output": "hello"}]), None,
      r"dataset `bad` row 0: column `instruction` holds the audio placeholder `<audio>`: multimodal training"),
+    # Bytes that are not UTF-8: the file, line and byte offset, never a UnicodeDecodeError traceback.
+    ("latin1.json", '[{"instruction": "caf\u00e9", "output": "b"}]'.encode("latin-1"), None,
+     r"^.*latin1.json:1: not UTF-8 text: byte 0xe9 at byte offset 21 \(invalid continuation byte\); save the file "
+     r"as UTF-8"),
+    ("latin1.jsonl", b'{"instruction": "a", "output": "b"}\n' + '{"instruction": "\u00e9", "output": "b"}\n'.encode(
+        "latin-1"), None, r"^.*latin1.jsonl:2: not UTF-8 text: byte 0xe9 at byte offset 53 "),
+    ("latin1.csv", "instruction,output\na,b\nc,d\u00e9\n".encode("latin-1"), None,
+     r"^.*latin1.csv:3: not UTF-8 text: byte 0xe9 at byte offset 26 "),
+    # A null value is a null value, not a missing column.
+    ("null.json", json.dumps([{"instruction": "a", "input": "", "output": "b"},
+                              {"instruction": None, "input": "", "output": "b"}]), None,
+     r"^dataset `bad` row 1: column `instruction` \(the `prompt` column\) is null; give it a value in this row, or "
+     r"remove the row$"),
+    ("null_reply.json", json.dumps([{"instruction": "a", "output": None}]), None,
+     r"^dataset `bad` row 0: column `output` \(the `response` column\) is null"),
+    # `columns` must be a mapping; before, a string was read letter by letter ("unknown column role `p`").
+    ("cols.json", json.dumps([{"instruction": "a", "output": "b"}]), {"columns": "prompt"},
+     r"dataset_info.json: dataset `bad`: `columns` must be a mapping of role -> column name, e.g. "
+     r"\{\"prompt\": \"instruction\"\}; got str 'prompt'$"),
+    ("cols.json", json.dumps([{"instruction": "a", "output": "b"}]), {"columns": {"prompt": ["instruction"]}},
+     r"dataset `bad`: `columns` maps `prompt` to \['instruction'\]; a column name is a string$"),
+    ("tags.json", json.dumps([{"instruction": "a", "output": "b"}]), {"formatting": "sharegpt", "tags": ["role"]},
+     r"dataset `bad`: `tags` must be a mapping of tag -> message key"),
+    ("flag.json", json.dumps([{"instruction": "a", "output": "b"}]), {"ranking": "false"},
+     r"dataset `bad`: `ranking` must be true or false, got 'false'$"),
+    # Ranking data trained as conversations (sft): said so, not "missing column" or "ends with a user turn".
+    ("rank.json", json.dumps([{"instruction": "a", "input": "", "chosen": "b", "rejected": "c"}]), None,
+     r"^dataset `bad` row 0: this is a ranking dataset \(chosen/rejected columns, no `output`\): train it with a "
+     r"preference stage \(rm, dpo\) and `ranking: true` in its dataset_info.json entry, or give each row its reply "
+     r"in `output`$"),
+    ("rank_sg.json", json.dumps([{"conversations": [{"from": "human", "value": "a"}],
+                                  "chosen": {"from": "gpt", "value": "b"}, "rejected": {"from": "gpt", "value": "c"}}]),
+     {"formatting": "sharegpt", "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected"}},
+     r"^dataset `bad` row 0: this is a ranking dataset \(chosen/rejected columns; `conversations` ends with a user "
+     r"turn\): train it with a preference stage \(rm, dpo\) and `ranking: true` in its dataset_info.json entry, or "
+     r"end each conversation with its reply$"),
+    ("rank_flag.json", json.dumps([{"instruction": "a", "output": "b", "chosen": "b", "rejected": "c"}]),
+     {"ranking": True, "columns": {"prompt": "instruction", "chosen": "chosen", "rejected": "rejected"}},
+     r"^dataset `bad`: this is a ranking dataset \(`ranking: true` in dataset_info.json\): train it with a "
+     r"preference stage \(rm, dpo\), or remove `ranking: true` from its entry to train on one reply per row$"),
 ]
 
 
@@ -57,7 +97,9 @@ def test_bad_data_fails_clearly_and_writes_nothing(filename, content, entry, mes
                                                    train_config):
     root = tmp_path / "data"
     root.mkdir()
-    if content is not None:
+    if isinstance(content, bytes):
+        (root / filename).write_bytes(content)
+    elif content is not None:
         (root / filename).write_text(content, encoding="utf-8")
     (root / "dataset_info.json").write_text(json.dumps({"bad": {"file_name": filename, **(entry or {})}}))
     out = tmp_path / "out"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config.errors import ConfigError
+from ..config.load import read_text
 from ..utils.hub import use_modelscope, use_openmind
 
 REGISTRY_FILE = "dataset_info.json"
@@ -91,12 +92,19 @@ def read_registry(dataset_dir: str | Path) -> dict:
         raise ConfigError(f"{path} not found: `dataset_dir` ({dataset_dir}) must hold {REGISTRY_FILE}; run from "
                           "the folder laid out like LLaMA-Factory's repository root or set `dataset_dir`")
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        info = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
     if not isinstance(info, dict):
         raise ConfigError(f"{path}: must be a JSON object mapping dataset names to entries")
     return info
+
+
+def _mapping(entry: dict, key: str, where: str, what: str) -> dict:
+    value = entry.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: `{key}` must be a mapping of {what}; got {type(value).__name__} {value!r}")
+    return value
 
 
 def parse_entry(name: str, entry: dict, dataset_dir: Path, registry_path: Path) -> DatasetAttr:
@@ -112,17 +120,21 @@ def parse_entry(name: str, entry: dict, dataset_dir: Path, registry_path: Path) 
     if formatting not in FORMATTINGS:
         raise ConfigError(f"{where}: `formatting` must be one of {', '.join(FORMATTINGS)}, got {formatting!r}")
     columns = dict(_DEFAULT_COLUMNS[formatting])
-    given_columns = entry.get("columns", {}) or {}
+    given_columns = _mapping(entry, "columns", where, "role -> column name, e.g. {\"prompt\": \"instruction\"}")
     for key in given_columns:
         if key not in COLUMN_NAMES:
             raise ConfigError(f"{where}: unknown column role `{key}` in `columns`; known: {', '.join(COLUMN_NAMES)}")
+        if not isinstance(given_columns[key], (str, type(None))):
+            raise ConfigError(f"{where}: `columns` maps `{key}` to {given_columns[key]!r}; a column name is a string")
     columns.update({k: v for k, v in given_columns.items() if v is not None})
     refuse_media_columns(where, columns)
     tags = dict(_DEFAULT_TAGS.get(formatting, _DEFAULT_TAGS["sharegpt"]))
-    for key, value in (entry.get("tags", {}) or {}).items():
+    for key, value in _mapping(entry, "tags", where, "tag -> message key, e.g. {\"role_tag\": \"role\"}").items():
         if key not in TAG_NAMES:
             raise ConfigError(f"{where}: unknown tag `{key}` in `tags`; known: {', '.join(TAG_NAMES)}")
         tags[key] = value
+    if not isinstance(entry.get("ranking", False), bool):
+        raise ConfigError(f"{where}: `ranking` must be true or false, got {entry['ranking']!r}")
     kind, source = _source(entry, where)
     if kind in ("file", "script"):
         source = str(dataset_dir / source)

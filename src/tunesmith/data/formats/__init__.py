@@ -6,10 +6,15 @@ from ...config.errors import ConfigError
 from ...types import Conversation, Message
 from ..registry import DatasetAttr
 from . import alpaca, sharegpt
+from .columns import ranking_error
 from .media import refuse_placeholders
 
 
 def to_conversation(attr: DatasetAttr, row: dict, index: int) -> Conversation:
+    """A supervised row; a dataset registered with `ranking: true` is refused (as LLaMA-Factory does)."""
+    if attr.ranking:
+        raise ranking_error(attr, None, "`ranking: true` in dataset_info.json", "remove `ranking: true` from its "
+                            "entry to train on one reply per row")
     if attr.formatting == "alpaca":
         return alpaca.to_conversation(attr, row, index)
     return sharegpt.to_conversation(attr, row, index)

@@ -7,7 +7,7 @@ import json
 from ...config.errors import ConfigError
 from ...types import Conversation, Message
 from ..registry import DatasetAttr
-from .columns import check_column
+from .columns import check_column, looks_ranking, ranking_error
 from .media import placeholders, refuse_placeholders
 
 
@@ -31,6 +31,10 @@ def to_conversation(attr: DatasetAttr, row: dict, index: int) -> Conversation:
             refuse_placeholders(attr, index, f"history turn {turn_no} (column `{attr.column('history')}`)", text)
         messages += [Message("user", pair[0]), Message("assistant", pair[1])]
     messages.append(Message("user", prompt_text(attr, row, index)))
+    if row.get(attr.column("response") or "") is None and looks_ranking(attr, row):
+        column = attr.column("response")
+        raise ranking_error(attr, index, f"chosen/rejected columns, no `{column}`", f"give each row its reply in "
+                                                                                    f"`{column}`")
     response = check_column(attr, row, index, "response", (str, int, float), required=True)
     refuse_placeholders(attr, index, f"column `{attr.column('response')}`", response)
     messages.append(Message("assistant", str(response)))

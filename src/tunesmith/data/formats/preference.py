@@ -59,7 +59,8 @@ def to_pair(attr: DatasetAttr, row: dict, index: int) -> tuple[Conversation, Con
     """(prompt + chosen reply, prompt + rejected reply)."""
     if not attr.ranking:
         raise ConfigError(f"dataset `{attr.name}` is not a ranking dataset: preference stages (rm, dpo) need "
-                          "`\"ranking\": true` and `chosen`/`rejected` columns in dataset_info.json")
+                          "`\"ranking\": true` and its `chosen`/`rejected` columns mapped in `columns` of its "
+                          "dataset_info.json entry")
     prompt = _prompt(attr, row, index)
     chosen, rejected = (_reply(attr, row, index, role) for role in ("chosen", "rejected"))
     return tuple(Conversation(prompt.messages + (Message("assistant", reply),), prompt.system, prompt.tools)

@@ -7,7 +7,7 @@ import json
 from ...config.errors import ConfigError
 from ...types import Conversation, Message
 from ..registry import DatasetAttr
-from .columns import check_column
+from .columns import check_column, looks_ranking, ranking_error
 from .media import placeholders, refuse_placeholders
 
 _PROMPT_ROLES = ("user", "observation")
@@ -62,6 +62,9 @@ def to_conversation(attr: DatasetAttr, row: dict, index: int, allow_open_end: bo
         messages.append(Message(role, content))
     if not messages:
         raise ConfigError(f"{where}: the conversation has no messages")
+    if len(messages) % 2 != 0 and not allow_open_end and looks_ranking(attr, row):
+        raise ranking_error(attr, index, f"chosen/rejected columns; `{attr.column('messages')}` ends with a "
+                                         f"{messages[-1].role} turn", "end each conversation with its reply")
     if len(messages) % 2 != 0 and not allow_open_end:
         raise ConfigError(f"{where}: the conversation ends with a {messages[-1].role} turn; "
                           "it must end with an assistant reply")
