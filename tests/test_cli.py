@@ -109,3 +109,16 @@ def test_help_needs_no_torch():
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("[]")
+
+
+def test_an_os_error_is_one_line_naming_the_path(qwen2_model, data_dir, tmp_path, capsys):
+    from tunesmith.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code = main(["train", "--model_name_or_path", str(qwen2_model), "--dataset", "arith", "--dataset_dir",
+                 str(data_dir), "--template", "qwen3_nothink", "--output_dir", str(blocker / "out"), "--max_steps", "1",
+                 "--report_to", "none", "--disable_tqdm", "true"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) >= 1 and err[-1].startswith("tunesmith: error:") and str(blocker) in err[-1]
+    assert "Traceback" not in "\n".join(err)

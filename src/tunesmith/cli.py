@@ -294,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"tunesmith: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # read-only or full disk, a path that is a file, ...: one line naming the path
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"tunesmith: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("tunesmith: interrupted", file=sys.stderr)
         return 130

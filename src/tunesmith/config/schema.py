@@ -291,7 +291,8 @@ class ApiArgs:
     """`tunesmith api`. Unset values fall back to LLaMA-Factory's environment variables API_HOST, API_PORT,
     API_KEY and API_MODEL_NAME."""
 
-    api_host: str | None = opt(None, "Address to listen on (env API_HOST; default 0.0.0.0).")
+    api_host: str | None = opt(None, "Address to listen on (env API_HOST; default 127.0.0.1, this machine only; "
+                                     "0.0.0.0 for every interface, with `api_key` set).")
     api_port: int | None = opt(None, "Port to listen on (env API_PORT; default 8000).")
     api_key: str | None = opt(None, "Require `Authorization: Bearer <key>` (env API_KEY; default: no key).")
     api_model_name: str | None = opt(None, "Model id reported by /v1/models (env API_MODEL_NAME; default gpt-3.5-turbo).")

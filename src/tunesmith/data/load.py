@@ -76,12 +76,15 @@ def gc_paused():
             gc.enable()
 
 
-def load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: DataArgs, seed: int) -> DatasetPart:
+def load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: DataArgs, seed: int,
+              hub: dict | None = None) -> DatasetPart:
+    """``hub``: `cache_dir` and `token` for datasets from a hub."""
     with gc_paused():
-        return _load_part(attr, kind, tokenizer, template, data, seed)
+        return _load_part(attr, kind, tokenizer, template, data, seed, hub or {})
 
 
-def _load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: DataArgs, seed: int) -> DatasetPart:
+def _load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: DataArgs, seed: int, hub: dict
+               ) -> DatasetPart:
     cached_at = None
     if attr.load_from == "file" and Path(attr.source).exists():
         cached_at = cache.cache_path(attr, cache.cache_key(attr, kind.name, tokenizer, template, data, seed), data)
@@ -89,7 +92,7 @@ def _load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: Dat
         if hit is not None:
             logger.info("dataset %s: %d encoded sequences loaded from cache %s", attr.name, len(hit[0]), cached_at)
             return DatasetPart(attr.name, *hit)
-    rows = cap_rows(attr, load_rows(attr), data, seed)
+    rows = cap_rows(attr, load_rows(attr, **hub), data, seed)
     if not rows:
         raise ConfigError(f"dataset `{attr.name}` ({attr.source}) is empty")
     examples, stats = kind.encode(attr, rows, tokenizer, template, data)
@@ -129,14 +132,14 @@ def take_validation(examples: list[EncodedExample], n_val: int, seed: int
     return ([ex for i, ex in enumerate(examples) if i not in val_idx], [examples[i] for i in sorted(val_idx)])
 
 
-def load_streaming_data(attrs, data: DataArgs, kind: DataKind, tokenizer, template, seed: int, pack: bool
-                        ) -> TrainingData:
+def load_streaming_data(attrs, data: DataArgs, kind: DataKind, tokenizer, template, seed: int, pack: bool,
+                        hub: dict | None = None) -> TrainingData:
     from .stream import StreamingDataset
 
     if 0 < data.val_size < 1:
         raise ConfigError("`val_size` must be a count (>= 1) with `streaming: true`: the stream's length is unknown")
     n_val = int(data.val_size)
-    stream = StreamingDataset(attrs, kind, tokenizer, template, data, seed, pack, skip=n_val)
+    stream = StreamingDataset(attrs, kind, tokenizer, template, data, seed, pack, skip=n_val, hub=hub)
     eval_examples = stream.head(n_val) if n_val else None
     logger.info("streaming %s (%s); shuffle buffer of %d examples%s", ", ".join(a.name for a in attrs),
                 "interleaved" if data.mix_strategy.startswith("interleave") else "in the listed order",
@@ -144,13 +147,14 @@ def load_streaming_data(attrs, data: DataArgs, kind: DataKind, tokenizer, templa
     return TrainingData(train=stream, eval=eval_examples, packed=kind.packed_rows or pack)
 
 
-def load_training_data(data: DataArgs, kind: DataKind, tokenizer, template, seed: int, pack: bool = False
-                       ) -> TrainingData:
-    """``pack``: lay the examples (single sequences of a packable kind) into shared rows of cutoff_len."""
+def load_training_data(data: DataArgs, kind: DataKind, tokenizer, template, seed: int, pack: bool = False,
+                       hub: dict | None = None) -> TrainingData:
+    """``pack``: lay the examples (single sequences of a packable kind) into shared rows of cutoff_len; ``hub``:
+    `cache_dir` and `token` for datasets from a hub."""
     attrs = get_dataset_attrs(data.dataset, data.dataset_dir)
     if data.streaming:
-        return load_streaming_data(attrs, data, kind, tokenizer, template, seed, pack)
-    parts = [load_part(attr, kind, tokenizer, template, data, seed) for attr in attrs]
+        return load_streaming_data(attrs, data, kind, tokenizer, template, seed, pack, hub)
+    parts = [load_part(attr, kind, tokenizer, template, data, seed, hub) for attr in attrs]
     pools = [part.examples for part in parts]
     eval_examples: list[EncodedExample] | None = None
     if not data.eval_dataset and data.val_size > 0:
@@ -169,7 +173,7 @@ def load_training_data(data: DataArgs, kind: DataKind, tokenizer, template, seed
     if data.eval_dataset:
         eval_attrs = get_dataset_attrs(data.eval_dataset, data.dataset_dir)
         eval_examples = [ex for attr in eval_attrs
-                         for ex in load_part(attr, kind, tokenizer, template, data, seed).examples]
+                         for ex in load_part(attr, kind, tokenizer, template, data, seed, hub).examples]
     return TrainingData(train=train, eval=eval_examples, parts=parts, phase_sizes=phases,
                         packed=kind.packed_rows or pack)
 

@@ -20,9 +20,10 @@ from .pack import pack_examples
 from .registry import DatasetAttr
 
 
-def iter_rows(attr: DatasetAttr) -> Iterator[dict]:
-    """Rows of a registered file or folder, one at a time (a .json array is parsed whole)."""
-    for file in local_files(attr):
+def iter_rows(attr: DatasetAttr, cache_dir: str | None = None, token: str | None = None) -> Iterator[dict]:
+    """Rows of a registered file or folder (or a hub dataset's files), one at a time (a .json array is parsed
+    whole)."""
+    for file in local_files(attr, cache_dir, token):
         if file.suffix == ".jsonl":
             yield from iter_jsonl(file)
         elif file.suffix == ".txt":
@@ -42,16 +43,17 @@ def iter_rows(attr: DatasetAttr) -> Iterator[dict]:
 
 class StreamingDataset(torch.utils.data.IterableDataset):
     def __init__(self, attrs: list[DatasetAttr], kind, tokenizer, template, data: DataArgs, seed: int,
-                 packing: bool, skip: int = 0) -> None:
+                 packing: bool, skip: int = 0, hub: dict | None = None) -> None:
         self.attrs, self.kind, self.tokenizer, self.template = attrs, kind, tokenizer, template
         self.data, self.seed, self.packing, self.skip = data, seed, packing, skip
         self.epoch = 0
+        self.hub = hub or {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _encoded(self, attr: DatasetAttr) -> Iterator:
-        rows = iter_rows(attr)
+        rows = iter_rows(attr, **self.hub)
         if self.data.max_samples is not None:
             rows = islice(rows, self.data.max_samples)
         while batch := list(islice(rows, self.data.preprocessing_batch_size)):

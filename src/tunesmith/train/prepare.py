@@ -4,6 +4,7 @@ data kind, packed as the run plan says."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from ..config.schema import Config
@@ -13,8 +14,22 @@ from ..model.load import load_tokenizer
 from ..model.tokens import AddedTokens, add_to_tokenizer
 from ..stages.base import Stage
 from ..templates.jinja import to_jinja
+from ..templates.special_tokens import fix_special_tokens
 from ..templates.resolve import resolve_template
 from .plan import RunPlan
+
+logger = logging.getLogger(__name__)
+
+
+def fix_template_tokens(template, tokenizer, added: AddedTokens) -> None:
+    """The template's special-token settings (its EOS, stop words as special tokens), as LLaMA-Factory applies
+    them; a token this adds gets a new, initialised embedding row like any added token."""
+    before = len(tokenizer)
+    for change in fix_special_tokens(template, tokenizer):
+        logger.info("template %s: %s", template.name, change)
+    new = {token: i for token, i in tokenizer.get_added_vocab().items() if i >= before}
+    added.ids.update(new)
+    added.new_ids = sorted({*added.new_ids, *new.values()})
 
 
 @dataclass
@@ -34,8 +49,10 @@ def prepare(cfg: Config, stage: Stage, plan: RunPlan) -> Prepared:
         template = resolve_template(cfg.data.template, tokenizer).configure(
             enable_thinking=cfg.data.enable_thinking, tool_format=cfg.data.tool_format)
         template.check_fits(tokenizer)
+        fix_template_tokens(template, tokenizer, added)
         tokenizer.chat_template = to_jinja(template)  # saved with the model: chat uses the training format
-    data = load_training_data(cfg.data, kind, tokenizer, template, plan.seed, pack=plan.pack)
+    hub = {"cache_dir": cfg.model.cache_dir, "token": cfg.model.hf_hub_token}
+    data = load_training_data(cfg.data, kind, tokenizer, template, plan.seed, pack=plan.pack, hub=hub)
     return Prepared(tokenizer, added, template, data)
 
 
