@@ -100,6 +100,23 @@ def test_export_dir_is_never_clobbered_and_failures_leave_nothing(lora_run, tmp_
     assert main(["export", str(lora_run), f"export_dir={out}", "overwrite_export_dir=true"]) == 0
     assert not (out / "keep.txt").exists() and (out / "config.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["merged"]
+    # an earlier export is replaced without the key (LLaMA-Factory's merge examples share one export_dir)
+    before = (out / "tunesmith.json").read_text()
+    assert main(["export", str(lora_run), f"export_dir={out}"]) == 0
+    assert "holds an earlier tunesmith export" in capsys.readouterr().err
+    assert (out / "tunesmith.json").read_text() != before or (out / "config.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged"]
+
+
+def test_export_writes_an_ollama_modelfile(lora_run, tmp_path):
+    assert main(["export", str(lora_run), f"export_dir={tmp_path / 'm'}"]) == 0
+    text = (tmp_path / "m" / "Modelfile").read_text()
+    assert text.splitlines()[2] == "FROM ."
+    template = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+    assert template == ('{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{ range .Messages }}'
+                        '{{ if eq .Role "user" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n<|im_start|>assistant\n'
+                        '{{ else if eq .Role "assistant" }}{{ .Content }}<|im_end|>\n{{ end }}{{ end }}')
+    assert 'PARAMETER stop "<|im_end|>"' in text and text.endswith("PARAMETER num_ctx 4096\n")
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -3,8 +3,9 @@ plain transformers model: safetensors shards, the tokenizer with the training te
 chat_template, and a generation config that stops at the template's end-of-turn tokens.
 
 Everything is written to a temporary folder beside export_dir and renamed into place at the end, so a
-failed export leaves nothing half-written; a non-empty export_dir is replaced only with
-`overwrite_export_dir: true`.
+failed export leaves nothing half-written. An export_dir holding an earlier tunesmith export (its run card
+says `exported_from`) is replaced, with one log line; any other non-empty folder only with
+`overwrite_export_dir: true`. An Ollama `Modelfile` is written next to the model (infer/ollama.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from .. import __version__
 from ..config.errors import ConfigError
 from ..config.schema import Config
 from ..templates.jinja import to_jinja
-from .load import checkpoint_dtype, build_model, load_tokenizer_and_template, stop_token_ids
+from ..templates.stops import stop_token_ids
+from .load import build_model, checkpoint_dtype, load_tokenizer_and_template
+from .ollama import modelfile
 from .source import RUN_CARD, describe, resolve_source
 
 logger = logging.getLogger(__name__)
@@ -36,9 +39,21 @@ def check_target(cfg: Config, inputs: list[str]) -> Path:
         if Path(path).exists() and Path(path).resolve() == resolved:
             raise ConfigError(f"`export_dir`: {target} is also an input ({path}); export to another folder")
     if target.is_dir() and any(target.iterdir()) and not cfg.export.overwrite_export_dir:
+        if earlier_export(target):
+            logger.info("%s holds an earlier tunesmith export: it is replaced once the new one is written", target)
+            return target
         raise ConfigError(f"`export_dir`: {target} exists and is not empty; set `overwrite_export_dir: true` to "
                           "replace it, or choose another `export_dir`")
     return target
+
+
+def earlier_export(folder: Path) -> bool:
+    """Whether a folder is a tunesmith export (its run card records where it was exported from)."""
+    try:
+        card = json.loads((folder / RUN_CARD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(card, dict) and "exported_from" in card
 
 
 def export_dtype(cfg: Config, base: str):
@@ -69,6 +84,7 @@ def export_model(cfg: Config) -> Path:
         tokenizer.save_pretrained(tmp)
         write_generation_config(model, tokenizer, stop_ids, tmp)
         write_export_card(cfg, source, template, default_system, model, tmp)
+        (tmp / "Modelfile").write_text(modelfile(template, tokenizer, stop_ids, default_system), encoding="utf-8")
         _usual_permissions(tmp)
         _swap_into_place(tmp, target)
     except BaseException:
