@@ -15,7 +15,7 @@ from itertools import islice
 import torch
 
 from ..config.schema import DataArgs
-from .files import iter_jsonl, local_files, read_file
+from .files import iter_jsonl, iter_lines, local_files, read_file
 from .pack import pack_examples
 from .registry import DatasetAttr
 
@@ -26,12 +26,10 @@ def iter_rows(attr: DatasetAttr, cache_dir: str | None = None, token: str | None
     for file in local_files(attr, cache_dir, token):
         if file.suffix == ".jsonl":
             yield from iter_jsonl(file)
-        elif file.suffix == ".txt":
-            with file.open(encoding="utf-8") as fh:
-                yield from ({"text": line.rstrip("\n")} for line in fh if line.strip())
+        elif file.suffix == ".txt":  # decoded line by line: bad bytes fail naming file, line and offset
+            yield from ({"text": line.rstrip("\r\n")} for _, line in iter_lines(file) if line.strip())
         elif file.suffix == ".csv":
-            with file.open(encoding="utf-8", newline="") as fh:
-                yield from csv.DictReader(fh)
+            yield from csv.DictReader(line for _, line in iter_lines(file))
         elif file.suffix == ".parquet":
             import pyarrow.parquet as pq
 

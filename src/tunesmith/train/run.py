@@ -40,6 +40,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     from transformers import set_seed
 
     from ..model.compat import drift
+    from ..utils.files import check_writable_dir
     from .callbacks.checkpoint_marker import CheckpointMarkerCallback
     from .callbacks.log_file import LogFileCallback
     from .plan import make_plan
@@ -59,6 +60,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     if loop.resumable and (done := finished_run(cfg)) is not None:
         return done
     resume = resume_point(cfg, resumable=loop.resumable)
+    check_writable_dir(cfg.output_dir, "output_dir")  # read-only, a file, no space: one line, before loading
     set_seed(plan.seed)
     prepared = prepare(cfg, stage, plan)
     policy = setup_model(cfg, plan, prepared)
