@@ -28,7 +28,7 @@ from .registry import DatasetAttr
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 3  # 3: typed records (the record class and its fields); bump when the layout changes
+CACHE_FORMAT = 4  # 4: efficient_eos encodings; 3: typed records; bump when the layout or encoding changes
 
 _ENCODING_KEYS = ("cutoff_len", "train_on_prompt", "mask_history", "max_samples", "default_system",
                   "enable_thinking", "tool_format")

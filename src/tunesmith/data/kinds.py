@@ -33,6 +33,7 @@ class DataKind:
     needs_template: bool = True
     packed_rows: bool = False  # every row already holds several sequences with restarting positions
     packable: bool = False  # its examples are single sequences that may share rows
+    trains_replies: bool = True  # its labels are replies (an example whose only trained tokens end turns is empty)
 
 
 def _text(attr, rows, tokenizer, template, data):
@@ -61,11 +62,11 @@ def _prompt(attr, rows, tokenizer, template, data):
 
 
 KINDS: dict[str, DataKind] = {kind.name: kind for kind in (
-    DataKind("text", _text, needs_template=False, packed_rows=True),
+    DataKind("text", _text, needs_template=False, packed_rows=True, trains_replies=False),
     DataKind("supervised", _supervised, packable=True),
     DataKind("pairwise", _pairwise),
     DataKind("feedback", _feedback),
-    DataKind("prompt", _prompt),
+    DataKind("prompt", _prompt, trains_replies=False),
 )}
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..config.errors import ConfigError
 from ..config.schema import DataArgs
-from ..types import EncodedExample
+from ..types import IGNORE_INDEX, EncodedExample
 from . import cache
 from .encode import EncodeStats
 from .files import load_rows
@@ -91,6 +91,7 @@ def _load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: Dat
         hit = None if data.overwrite_cache else cache.load(cached_at)
         if hit is not None:
             logger.info("dataset %s: %d encoded sequences loaded from cache %s", attr.name, len(hit[0]), cached_at)
+            refuse_empty_replies(attr, kind, *hit, tokenizer, template)
             return DatasetPart(attr.name, *hit)
     rows = cap_rows(attr, load_rows(attr, **hub), data, seed)
     if not rows:
@@ -100,6 +101,7 @@ def _load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: Dat
         raise ConfigError(f"dataset `{attr.name}`: no example has a trained token after encoding "
                           f"({stats.dropped_empty} of {stats.examples} dropped; is `cutoff_len` "
                           f"({data.cutoff_len}) too small?)")
+    refuse_empty_replies(attr, kind, examples, stats, tokenizer, template)
     if stats.dropped_empty:
         logger.warning("dataset %s: dropped %d of %d examples left without a trained token after truncation to "
                        "cutoff_len=%d (rows %s)", attr.name, stats.dropped_empty, stats.examples, data.cutoff_len,
@@ -110,6 +112,20 @@ def _load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: Dat
     if cached_at is not None:
         cache.save_in_background(cached_at, examples, stats)
     return DatasetPart(attr.name, examples, stats)
+
+
+def refuse_empty_replies(attr: DatasetAttr, kind: DataKind, examples: list, stats: EncodeStats, tokenizer,
+                         template) -> None:
+    """A dataset whose replies are all empty would train only end-of-turn tokens: refused, naming it. Checked
+    token by token only when the statistics leave room for it (at most two trained tokens per example)."""
+    if not kind.trains_replies or stats.trained_tokens > 2 * max(len(examples), 1):
+        return
+    from ..templates.stops import stop_token_ids
+
+    ends = set(stop_token_ids(tokenizer, template)) if template is not None else {tokenizer.eos_token_id}
+    if all(label in ends for ex in examples for label in ex.labels if label != IGNORE_INDEX):
+        raise ConfigError(f"dataset `{attr.name}`: every reply is empty, so only end-of-turn tokens would train; "
+                          "check the reply columns of its dataset_info.json entry (`columns`)")
 
 
 def split_counts(sizes: list[int], val_size: float) -> list[int]:

@@ -24,6 +24,8 @@ def render_spans(tokenizer, example: EncodedExample, color: bool = False) -> str
 
 
 def _spans(tokenizer, input_ids: list[int], labels: list[int], color: bool) -> str:
+    """Trained runs marked; a position trained on another token than its own (efficient_eos templates put the
+    EOS label on the token after a reply) shows the token, then its label as ``⟨→label⟩``."""
     start, end = (ANSI_TRAINED, ANSI_RESET) if color else (OPEN, CLOSE)
     pieces, run, trained = [], [], None
     for token, label in zip(input_ids, labels):
@@ -31,6 +33,13 @@ def _spans(tokenizer, input_ids: list[int], labels: list[int], color: bool) -> s
         if trained is not None and is_trained != trained:
             pieces.append((trained, tokenizer.decode(run)))
             run = []
+        if is_trained and label != token:
+            if run:
+                pieces.append((trained, tokenizer.decode(run)))
+                run = []
+            pieces.append((True, f"{tokenizer.decode([token])}⟨→{tokenizer.decode([label])}⟩"))
+            trained = True
+            continue
         run.append(token)
         trained = is_trained
     if run:
