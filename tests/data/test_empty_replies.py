@@ -1,6 +1,5 @@
-"""A dataset whose replies are all empty would train only end-of-turn tokens: refused before training, also when
-a rerun finds nothing cached for it."""
-
+"""A dataset whose replies are all empty would train only end-of-turn tokens: refused before training (nothing
+of it is cached, so a rerun is refused too)."""
 from __future__ import annotations
 
 import json
