@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -239,3 +240,38 @@ def hub_unreachable(hf_cache, monkeypatch) -> HubCache:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     return hf_cache
+
+
+@contextlib.contextmanager
+def scoring_endpoint(score):
+    """A local reward endpoint in the wire format of `reward_model_type: api`: each rendered text's reply (after
+    the last ChatML assistant header) is scored by ``score(reply) -> float``. Yields its URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            replies = [text.split("<|im_start|>assistant\n")[-1] for text in body["messages"]]
+            data = json.dumps({"scores": [float(score(reply)) for reply in replies]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/score"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def score_server():
+    """``with score_server(score) as url``: a local reward endpoint (see scoring_endpoint)."""
+    return scoring_endpoint

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -47,27 +45,9 @@ RUNS: dict[str, dict] = {
 
 
 @pytest.fixture(scope="module")
-def reward_url():
-    """A scoring endpoint that rewards each digit in the reply."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's name
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            replies = [text.split("<|im_start|>assistant\n")[-1] for text in body["messages"]]
-            data = json.dumps({"scores": [float(sum(c.isdigit() for c in r)) for r in replies]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/score"
-    server.shutdown()
+def reward_url(score_server):
+    with score_server(lambda reply: sum(c.isdigit() for c in reply)) as url:
+        yield url
 
 
 def checksum(out: Path) -> list[float]:

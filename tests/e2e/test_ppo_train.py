@@ -5,8 +5,6 @@ bad reward settings fail clearly."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
@@ -16,6 +14,7 @@ from tunesmith.config.errors import ConfigError
 from tunesmith.config.load import build_config
 from tunesmith.train.callbacks.log_file import read_log
 from tunesmith.train.run import run_training
+
 
 TARGET = "1"  # the endpoint rewards each occurrence of this string in the reply
 
@@ -39,25 +38,9 @@ def sft_model(qwen2_model, data_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reward_url():
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's name
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            replies = [text.split("<|im_start|>assistant\n")[-1] for text in body["messages"]]
-            data = json.dumps({"scores": [float(reply.count(TARGET)) for reply in replies]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/score"
-    server.shutdown()
+def reward_url(score_server):
+    with score_server(lambda reply: reply.count(TARGET)) as url:
+        yield url
 
 
 PPO = dict(stage="ppo", per_device_train_batch_size=8, max_new_tokens=8, learning_rate=3e-4)
