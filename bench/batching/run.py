@@ -24,7 +24,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 WORK = HERE.parents[0] / "work" / "batching"
 LAYOUTS = {"padding-free (default)": {}, "packed (packing: true)": {"packing": True},
-           "padded (packing: false)": {"packing": False}}
+           "padded (packing: false)": {"packing": False},
+           "padding-free, flash_attn: sdpa": {"flash_attn": "sdpa"},
+           "padding-free, flash_attn: varlen": {"flash_attn": "varlen"}}
 
 
 def make_assets(hidden: int, layers: int) -> tuple[Path, Path]:
@@ -55,13 +57,14 @@ def run_one(model: str, data: str, steps: int, overrides: dict) -> dict:
     from tunesmith.data import collate
     from tunesmith.train.run import run_training
 
-    counted = {"tokens": 0, "padded": 0}
+    counted = {"tokens": 0, "padded": 0, "real": 0}
     original = collate.Collator.__call__
 
     def counting(self, items):
         batch = original(self, items)
         counted["tokens"] += int((batch["labels"] != -100).sum())
         counted["padded"] += batch["input_ids"].numel()
+        counted["real"] += sum(len(item["input_ids"]) for item in items)
         return batch
 
     collate.Collator.__call__ = counting
@@ -72,9 +75,9 @@ def run_one(model: str, data: str, steps: int, overrides: dict) -> dict:
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step == 5:
                 self.marks["start"], self.marks["tokens0"] = time.perf_counter(), counted["tokens"]
-                self.marks["padded0"] = counted["padded"]
-            self.marks["end"], self.marks["tokens1"], self.marks["padded1"] = (
-                time.perf_counter(), counted["tokens"], counted["padded"])
+                self.marks["padded0"], self.marks["real0"] = counted["padded"], counted["real"]
+            self.marks["end"], self.marks["tokens1"], self.marks["padded1"], self.marks["real1"] = (
+                time.perf_counter(), counted["tokens"], counted["padded"], counted["real"])
 
     raw = dict(model_name_or_path=model, stage="sft", do_train=True, finetuning_type="full", dataset="synth",
                dataset_dir=data, template="qwen3_nothink", cutoff_len=1024, output_dir=str(WORK / "out"),
@@ -86,7 +89,7 @@ def run_one(model: str, data: str, steps: int, overrides: dict) -> dict:
     m = clock.marks
     seconds = m["end"] - m["start"]
     return {"seconds": seconds, "trained_tok_s": (m["tokens1"] - m["tokens0"]) / seconds,
-            "pad_share": 1 - (m["tokens1"] - m["tokens0"]) / max(m["padded1"] - m["padded0"], 1),
+            "pad_share": 1 - (m["real1"] - m["real0"]) / max(m["padded1"] - m["padded0"], 1),
             "s_per_step": seconds / (steps - 5)}
 
 

@@ -22,12 +22,15 @@ def test_sft_is_padding_free_by_default_and_takes_the_chunked_loss(qwen2_model, 
     assert (plan.loop, plan.data_kind, plan.model_head) == ("trainer", "supervised", "lm")
     assert plan.batching == "padding-free" and not plan.pack and plan.packed_rows
     assert plan.loss == "chunked" and plan.reference is None
-    assert (plan.load_dtype, plan.autocast, plan.attention) == ("float32", None, "sdpa")
+    # one row per batch: attention within each sequence (tunesmith_varlen), not over a mask of the whole row
+    assert (plan.load_dtype, plan.autocast, plan.attention) == ("float32", None, "tunesmith_varlen")
+    assert plan.sequence_boundaries
     for key in ("packing", "neat_packing"):  # LLaMA-Factory's meaning: rows of cutoff_len
         packed = plan_of(train_config, qwen2_model, **{key: True})
         assert packed.batching == "packed" and packed.pack and packed.packed_rows
     unpacked = plan_of(train_config, qwen2_model, packing=False)
     assert unpacked.batching == "padded" and not unpacked.pack and not unpacked.packed_rows
+    assert unpacked.attention == packed.attention == "sdpa"  # on the CPU
 
 
 def test_pt_rows_are_packed_by_construction(qwen2_model, train_config):

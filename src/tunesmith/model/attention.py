@@ -29,15 +29,18 @@ ATTENTION = {"sdpa": "sdpa", "disabled": "eager", "eager": "eager", "fa2": "flas
 VARLEN_IMPLEMENTATIONS = ("flash_attention_2", "flash_attention_3", VARLEN)
 
 
-def choose_attention(flash_attn: str, packed: bool) -> str:
+def choose_attention(flash_attn: str, packed: bool, padding_free: bool = False) -> str:
     """The transformers attn_implementation for a `flash_attn` setting, falling back to SDPA (with one
     warning) when the requested kernel cannot run here. ``packed``: training batches carry sequence
-    boundaries and run in half precision (bf16/fp16), so `auto` may choose PyTorch's varlen flash kernel."""
+    boundaries and run in half precision (bf16/fp16), so `auto` may choose PyTorch's varlen flash kernel.
+    ``padding_free``: a batch is one row of many sequences; without a flash kernel, `auto` still takes
+    tunesmith_varlen, whose fallback attends within each sequence (one SDPA call each) instead of over a
+    (T x T) mask of the whole row (measured on the CPU: the speed of packed rows, 1.27x SDPA with the mask)."""
     cuda = cuda_available()
     if flash_attn == "auto":
         if cuda and flash_attn_available():
             return "flash_attention_2"
-        if cuda and packed and torch_varlen_attn() is not None:
+        if (cuda and packed and torch_varlen_attn() is not None) or padding_free:
             return register_varlen()
         return "sdpa"
     impl = ATTENTION[flash_attn]

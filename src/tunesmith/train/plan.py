@@ -203,7 +203,7 @@ def make_plan(cfg: Config, stage: Stage) -> RunPlan:
     packed_rows = layout != "padded"
     half = cuda and bool(cfg.speed.pure_bf16 or autocast)
     compiled = layer_compilation(cfg, layout == "packed" and half, cuda)  # one row shape: rows of cutoff_len
-    attention = choose_attention(cfg.model.flash_attn, packed_rows and half)
+    attention = choose_attention(cfg.model.flash_attn, packed_rows and half, padding_free=layout == "padding-free")
     config = model_config(cfg)
     loss, why = loss_path(cfg, stage, config.get("text_config") or config)
     reference = reference_placement(cfg, stage)
