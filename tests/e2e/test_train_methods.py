@@ -23,11 +23,16 @@ def losses(out: Path) -> list[float]:
     return [r["loss"] for r in read_log(out) if "loss" in r]
 
 
-def assert_loss_falls(out: Path, factor: float) -> None:
+def assert_loss_falls(out: Path, by: float) -> None:
+    """The mean of the last three logged losses lies at least `by` nats below the mean of the first three.
+
+    The runs below use a short warm-up and a cosine decay at learning rates well inside the stable region,
+    and each `by` is a fraction of the fall measured with the learning rate halved or doubled and other seeds,
+    so float differences between CPUs cannot flip the verdict; a run that does not learn falls by ~0."""
     values = losses(out)
-    assert len(values) >= 5
-    first, last = sum(values[:2]) / 2, sum(values[-2:]) / 2
-    assert last < first * factor, f"loss did not fall enough: {values}"
+    assert len(values) >= 6
+    first, last = sum(values[:3]) / 3, sum(values[-3:]) / 3
+    assert first - last > by, f"loss did not fall by {by}: {values}"
 
 
 def layer_of(name: str) -> int | None:
@@ -38,10 +43,10 @@ def layer_of(name: str) -> int | None:
 @pytest.mark.parametrize("stage", ["sft", "pt"])
 def test_full_finetuning_moves_every_weight_and_reloads(stage, qwen2_untied_model, train_config):
     cfg = train_config(qwen2_untied_model, stage=stage, dataset="arith" if stage == "sft" else "pt",
-                       plot_loss=True)
+                       plot_loss=True, lr_scheduler_type="cosine", warmup_steps=2)
     result = run_training(cfg)
     out = result.output_dir
-    assert_loss_falls(out, 0.7)
+    assert_loss_falls(out, 1.0)  # falls by 2.2-3.8 nats with the learning rate x0.5..x2
     before, after = weights(qwen2_untied_model), weights(out)
     assert before.keys() == after.keys()
     for name in before:
@@ -61,9 +66,10 @@ def test_full_finetuning_moves_every_weight_and_reloads(stage, qwen2_untied_mode
 
 @pytest.mark.parametrize("layers,trained", [(2, {2, 3}), (-2, {0, 1})])
 def test_freeze_trains_exactly_the_selected_layers(layers, trained, qwen2_model, train_config):
-    cfg = train_config(qwen2_model, finetuning_type="freeze", freeze_trainable_layers=layers)
+    cfg = train_config(qwen2_model, finetuning_type="freeze", freeze_trainable_layers=layers,
+                       lr_scheduler_type="cosine", warmup_steps=2)
     result = run_training(cfg)
-    assert_loss_falls(result.output_dir, 0.95)
+    assert_loss_falls(result.output_dir, 0.1)  # falls by 0.3-0.5 nats with the learning rate x0.5..x2
     before, after = weights(qwen2_model), weights(result.output_dir)
     for name in before:
         layer = layer_of(name)
@@ -88,11 +94,13 @@ def test_freeze_modules_and_extra_modules(qwen2_model, train_config):
 @pytest.mark.parametrize("stage", ["sft", "pt"])
 def test_lora_adapter_trains_and_reloads_with_vanilla_peft(stage, llama3_model, train_config):
     cfg = train_config(llama3_model, stage=stage, dataset="arith" if stage == "sft" else "pt",
-                       finetuning_type="lora", lora_rank=8, template="llama3", learning_rate=3e-2,
-                       max_steps=40)
+                       finetuning_type="lora", lora_rank=8, template="llama3", learning_rate=5e-3,
+                       lr_scheduler_type="cosine", warmup_steps=3, max_steps=20)
     result = run_training(cfg)
     out = result.output_dir
-    assert_loss_falls(out, 0.95)
+    # LoRA on this random tiny model diverges into a flat state above ~2e-2 (constant); at 5e-3 with warm-up
+    # and decay the loss falls by 0.37-0.9 nats with the learning rate x0.5..x2 and seeds 0-2
+    assert_loss_falls(out, 0.15)
     assert (out / "adapter_model.safetensors").exists() and not (out / "model.safetensors").exists()
     adapter = load_file(str(out / "adapter_model.safetensors"))
     lora_b = [v for k, v in adapter.items() if "lora_B" in k]
