@@ -40,12 +40,11 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     from transformers import set_seed
 
     from ..model.compat import drift
-    from ..utils.files import check_writable_dir
     from .callbacks.checkpoint_marker import CheckpointMarkerCallback
     from .callbacks.log_file import LogFileCallback
     from .plan import make_plan
     from .prepare import prepare
-    from .setup import finished_run, resume_point, run_settings, setup_model
+    from .setup import finished_run, resume_point, run_settings, setup_model, writable_output_dir
     from .speed import allocator_settings, liger_note
 
     allocator_settings(cfg)
@@ -60,7 +59,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     if loop.resumable and (done := finished_run(cfg)) is not None:
         return done
     resume = resume_point(cfg, resumable=loop.resumable)
-    check_writable_dir(cfg.output_dir, "output_dir")  # read-only, a file, no space: one line, before loading
+    writable_output_dir(cfg.output_dir)
     set_seed(plan.seed)
     prepared = prepare(cfg, stage, plan)
     policy = setup_model(cfg, plan, prepared)

@@ -105,6 +105,18 @@ def finished_run(cfg: Config) -> RunResult | None:
                      card.get("trainable_params", 0), card.get("total_params", 0))
 
 
+def writable_output_dir(output_dir: str) -> None:
+    """Read-only, a file on the way, no space: one line naming the path, before anything loads. Nothing is
+    created here: the nearest existing folder on the way is probed (a run that fails before training leaves
+    no output_dir behind)."""
+    from ..utils.files import check_writable_dir
+
+    existing = Path(output_dir)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    check_writable_dir(existing, "output_dir" if existing == Path(output_dir) else f"output_dir {output_dir}: folder")
+
+
 RUN_FILES = ("trainer_log.jsonl", "training_loss.png", "training_special.png", "training_rewards.png")
 
 
