@@ -115,7 +115,10 @@ def test_empty_replies_warn_during_training_data_preparation(tmp_path, qwen2_mod
     (tmp_path / "e.json").write_text(json.dumps(EMPTY["alpaca"][0]))
     (tmp_path / "dataset_info.json").write_text(json.dumps({"empty_set": {"file_name": "e.json"}}))
     cfg = train_config(qwen2_model, dataset="empty_set", dataset_dir=str(tmp_path), overwrite_cache=True)
-    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+    from tunesmith.config.errors import ConfigError
+
+    with caplog.at_level(logging.WARNING, logger="tunesmith"), pytest.raises(
+            ConfigError, match="dataset `empty_set`: every reply is empty, so only end-of-turn tokens would train"):
         load_training_data(cfg.data, get_kind("supervised"), load_tokenizer(cfg.model), get_template("qwen3_nothink"),
-                           0)
+                           0)  # warned while reading, refused once encoded (a reply-training kind)
     assert "dataset empty_set: every reply is empty (3 replies in 3 rows)" in caplog.text
