@@ -326,14 +326,19 @@ def test_weighted_loss_is_normalised_over_the_whole_accumulation_window(qwen2_mo
                                                                          tmp_path):
     from safetensors.torch import load_file
 
+    # Adam's first step is lr * g / (|g| + eps): with the default eps 1e-8 the rounding-level gradient
+    # differences between the two batch layouts move near-zero-gradient weights by up to ~2x the tolerance
+    # below (seed-dependent); eps 1e-6 and lr 1e-3 keep them 18-300x under it, and the loss and the gradient
+    # norm are compared directly
     common = dict(dataset="marks", dataset_dir=str(marker_data), add_extra_id_tokens=3, extra_id_loss_weight=3.0,
-                  max_steps=1, dataloader_num_workers=0)
+                  max_steps=1, dataloader_num_workers=0, learning_rate=1e-3, adam_epsilon=1e-6)
     one = run_training(train_config(qwen2_model, output_dir=str(tmp_path / "one"), per_device_train_batch_size=4,
                                     **common))
     two = run_training(train_config(qwen2_model, output_dir=str(tmp_path / "two"), per_device_train_batch_size=2,
                                     gradient_accumulation_steps=2, **common))
-    loss = lambda r: next(x["loss"] for x in read_log(r.output_dir) if "loss" in x)  # noqa: E731
-    assert abs(loss(one) - loss(two)) < 1e-5
+    first = lambda r: next(x for x in read_log(r.output_dir) if "loss" in x)  # noqa: E731
+    assert abs(first(one)["loss"] - first(two)["loss"]) < 1e-5
+    assert abs(first(one)["grad_norm"] - first(two)["grad_norm"]) < 1e-4 * first(one)["grad_norm"]
     a, b = load_file(str(one.output_dir / "model.safetensors")), load_file(str(two.output_dir / "model.safetensors"))
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)  # Adam step 1 ~ lr * sign(g)
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
