@@ -35,8 +35,11 @@ def test_chunked_loss_trains_the_same_weights_as_the_standard_loss(qwen2_model, 
                                                                    extra):
     runs = {}
     for chunked in (True, False):
+        # LoRA with a weighted end-of-turn token spikes at a constant 1e-2: warm-up and decay keep the runs
+        # smooth up to twice this rate
         cfg = train_config(qwen2_model, output_dir=str(tmp_path / str(chunked)), chunked_loss=chunked,
-                           loss_chunk_size=5, max_steps=6, dataloader_num_workers=0, learning_rate=5e-3, **extra)
+                           loss_chunk_size=5, max_steps=6, dataloader_num_workers=0, learning_rate=5e-3,
+                           lr_scheduler_type="cosine", warmup_steps=1, **extra)
         with caplog.at_level(logging.INFO, logger="tunesmith"):
             runs[chunked] = run_training(cfg).output_dir
     assert "chunked_loss: not used" not in caplog.text
@@ -46,7 +49,7 @@ def test_chunked_loss_trains_the_same_weights_as_the_standard_loss(qwen2_model, 
         assert abs(a["loss"] - b["loss"]) < 1e-4 and abs(a["grad_norm"] - b["grad_norm"]) < 1e-4 * b["grad_norm"]
     wa, wb = trained_weights(runs[True]), trained_weights(runs[False])
     assert wa.keys() == wb.keys()
-    for name in wa:  # Adam turns rounding-level gradient differences into ~1e-4 weight differences
+    for name in wa:  # Adam turns rounding-level gradient differences into weight differences of ~1e-5
         torch.testing.assert_close(wa[name], wb[name], rtol=1e-3, atol=3e-4, msg=name)
 
 
