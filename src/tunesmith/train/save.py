@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config.schema import Config
-from ..utils.run_card import RUN_CARD, read_run_card  # noqa: F401  (read_run_card: re-exported)
+from ..utils.run_card import RUN_CARD
 
 
 
