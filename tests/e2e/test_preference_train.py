@@ -177,7 +177,7 @@ BAD = [
     (dict(extra_id_loss_weight=2.0), r"set `pref_ftx` > 0"),
     (dict(pref_beta=0), r"`pref_beta` must be positive"),
     (dict(pref_loss="dpo"), r"pref_loss"),
-    (dict(pref_bco_weight=0.5), r"BCO term is not available"),
+    (dict(pref_bco_weight=0.5), r"BCO term of the DPO loss"),
 ]
 
 
