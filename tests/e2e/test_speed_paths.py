@@ -26,11 +26,12 @@ def trained_weights(out):
 
 
 @pytest.mark.parametrize("extra", [
-    dict(finetuning_type="full"),
+    dict(finetuning_type="full", packing=True),
+    dict(finetuning_type="full"),  # the default padding-free batches
     dict(finetuning_type="full", gradient_accumulation_steps=2, per_device_train_batch_size=2, packing=False),
     dict(finetuning_type="lora", token_loss_weights={"<|im_end|>": 3.0}),
     dict(finetuning_type="lora", add_extra_id_tokens=2, extra_id_loss_weight=3.0),
-], ids=["full-packed", "full-accumulated-padded", "lora-weighted-tokens", "lora-new-token-rows"])
+], ids=["full-packed", "full-padding-free", "full-accumulated-padded", "lora-weighted-tokens", "lora-new-token-rows"])
 def test_chunked_loss_trains_the_same_weights_as_the_standard_loss(qwen2_model, train_config, tmp_path, caplog,
                                                                    extra):
     runs = {}
