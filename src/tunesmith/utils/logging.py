@@ -11,7 +11,16 @@ FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
 
 
 class TunesmithHandler(logging.StreamHandler):
-    """The handler setup_logging installs (once)."""
+    """The handler setup_logging installs (once). It writes to whatever sys.stderr is when a line is logged,
+    not to the stream of the moment it was made (which may have been replaced and closed since)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 def setup_logging(level: int = logging.INFO) -> None:
