@@ -152,10 +152,9 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
     stage_loss = stage.loss(cfg)
     token_weights = loss_weights(tokenizer, cfg.tokens, policy.embedding_rows)
     head_loss = chunked_head_loss(cfg, plan, model, args, token_weights) if plan.loss != "stage" else None
-    collator = stage.collator(tokenizer.pad_token_id) or causal_lm_collator(plan, tokenizer.pad_token_id,
-                                                                              head_loss is not None)
-    eval_collator = stage.collator(tokenizer.pad_token_id) or causal_lm_collator(
-        plan, tokenizer.pad_token_id, head_loss is not None, training=False)
+    own = stage.collator(tokenizer.pad_token_id)  # a stage's own batches serve training and evaluation alike
+    collator = own or causal_lm_collator(plan, tokenizer.pad_token_id, head_loss is not None)
+    eval_collator = own or causal_lm_collator(plan, tokenizer.pad_token_id, head_loss is not None, training=False)
     reference = build_reference(cfg, plan, model)
     reference_facts = None if reference is None else {
         "kind": reference.kind, "extra_parameter_bytes": 0 if plan.reference_precomputed else
