@@ -152,7 +152,7 @@ def test_wrong_or_missing_key_is_401(server):
     ({"model": "tiny", "messages": [{"role": "user"}]}, "messages.0.content"),
     ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
      "messages.1.role"),
-    ({"model": "tiny", "messages": QUESTION, "tools": [{"type": "function"}]}, "tools"),
+    ({"model": "tiny", "messages": QUESTION, "tools": [{"type": "function"}]}, "tools.0.function"),
     ({"messages": QUESTION}, "model"),
     ({"model": "tiny", "messages": [{"role": "user", "content": "x " * 5000}]}, "messages"),
 ])

@@ -8,6 +8,7 @@ stop strings, at the token budget, or when the caller cancels (a disconnected cl
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from ..config.schema import Config, GeneratingArgs
 from ..model.generation import generation_config
+from ..templates.tool_calls import ParsedReply, parse_tool_calls
 from ..types import Conversation, Message
 
 logger = logging.getLogger(__name__)
@@ -77,14 +79,22 @@ def text_problem(text: str) -> str | None:
     return None
 
 
-def to_conversation(messages: list[dict], for_reply: bool = True) -> Conversation:
+def to_conversation(messages: list[dict], for_reply: bool = True, tools: list[dict] | None = None,
+                    call_words: tuple[str, str] = ("<tool_call>", "</tool_call>")) -> Conversation:
     """OpenAI-style messages -> Conversation. System/developer messages must come first; ``for_reply``: the
-    last message is the user's (or a tool result) that the reply answers."""
+    last message is the user's (or a tool result) that the reply answers. An assistant message with
+    ``tool_calls`` becomes a function message (its text, if any, in front of the calls inside ``call_words``);
+    ``tools`` (OpenAI tool schemas) go to the template, which writes them into the system prompt."""
     if not messages:
         raise InvalidRequest("`messages` must hold at least one message", "messages")
     system_parts, turns = [], []
     for i, message in enumerate(messages):
         role, content = message.get("role"), message.get("content")
+        calls = message.get("tool_calls") or None
+        if calls is not None and role != "assistant":
+            raise InvalidRequest(f"messages[{i}]: only assistant messages carry tool_calls", f"messages.{i}.tool_calls")
+        if content is None and calls is not None:
+            content = ""
         if not isinstance(content, str):
             raise InvalidRequest(f"messages[{i}].content must be text", f"messages.{i}.content")
         if (problem := text_problem(content)) is not None:
@@ -94,6 +104,8 @@ def to_conversation(messages: list[dict], for_reply: bool = True) -> Conversatio
                 raise InvalidRequest(f"messages[{i}]: a {role} message must come before the conversation",
                                      f"messages.{i}.role")
             system_parts.append(content)
+        elif calls is not None:
+            turns.append(Message("function", _function_content(i, content, calls, call_words)))
         elif role in ROLE_NAMES:
             turns.append(Message(ROLE_NAMES[role], content))
         else:
@@ -101,10 +113,34 @@ def to_conversation(messages: list[dict], for_reply: bool = True) -> Conversatio
                                  f"messages.{i}.role")
     if not turns:
         raise InvalidRequest("`messages` holds no user message", "messages")
-    if for_reply and turns[-1].role == "assistant":
+    if for_reply and turns[-1].role in ("assistant", "function"):
         raise InvalidRequest("the last message must be the user's (or a tool result), not the assistant's",
                              f"messages.{len(messages) - 1}.role")
-    return Conversation(tuple(turns), system="\n".join(system_parts))
+    tools_json = json.dumps(tools, ensure_ascii=False) if tools else ""
+    return Conversation(tuple(turns), system="\n".join(system_parts), tools=tools_json)
+
+
+def _function_content(i: int, text: str, calls: list[dict], call_words: tuple[str, str]) -> str:
+    """An assistant message's tool calls as the JSON list a function message holds, after its text."""
+    parsed = []
+    for j, call in enumerate(calls):
+        where = f"messages.{i}.tool_calls.{j}.function"
+        function = call.get("function") or {}
+        name, arguments = function.get("name"), function.get("arguments", "{}")
+        if not isinstance(name, str) or not name:
+            raise InvalidRequest(f"messages[{i}].tool_calls[{j}].function.name must be a non-empty name",
+                                 f"{where}.name")
+        try:
+            arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except json.JSONDecodeError as err:
+            raise InvalidRequest(f"messages[{i}].tool_calls[{j}].function.arguments is not valid JSON: {err}",
+                                 f"{where}.arguments") from None
+        if not isinstance(arguments, dict):
+            raise InvalidRequest(f"messages[{i}].tool_calls[{j}].function.arguments must be a JSON object",
+                                 f"{where}.arguments")
+        parsed.append({"name": name, "arguments": arguments})
+    body = json.dumps(parsed, ensure_ascii=False)
+    return f"{text}{call_words[0]}{body}{call_words[1]}" if text.strip() else body
 
 
 class Engine:
@@ -122,11 +158,15 @@ class Engine:
         self.context_limit = context_limit
 
     # -- prompts ----------------------------------------------------------------------------------------
-    def prompt_ids(self, messages: list[dict]) -> list[int]:
-        conv = to_conversation(messages)
+    def prompt_ids(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        conv = to_conversation(messages, tools=tools, call_words=self.template.tool_call_words)
         tok = self.tokenizer
         text = self.template.generation_prompt(conv, tok.bos_token or "", tok.eos_token or "", self.default_system)
         return tok.encode(text, add_special_tokens=False)
+
+    def tool_calls(self, text: str) -> ParsedReply | None:
+        """The tool calls a reply makes, in the template's tool format, or None (the reply is text)."""
+        return parse_tool_calls(self.template.tool_format, text)
 
     def sampling(self, prompt_len: int, **overrides) -> Sampling:
         """Config defaults, then a request's values (None = not given); the budget fits the context."""

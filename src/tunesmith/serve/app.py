@@ -27,8 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..infer.engine import Engine, InvalidRequest, Reply, Sampling
-from .protocol import (AssistantMessage, ChatCompletion, ChatCompletionRequest, Choice, ErrorResponse, ModelCard,
-                       ModelList, Usage, completion_id)
+from .protocol import (AssistantMessage, ChatCompletion, ChatCompletionRequest, Choice, ErrorResponse, FunctionCall,
+                       ModelCard, ModelList, ToolCallOut, Usage, completion_id)
 from .settings import ApiSettings, exposure_warning
 
 logger = logging.getLogger(__name__)
@@ -59,10 +59,11 @@ class GenerationQueue:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunesmith-generate")
         self.prompts = ThreadPoolExecutor(max_workers=PROMPT_WORKERS, thread_name_prefix="tunesmith-prompt")
 
-    async def prepare(self, messages: list[dict], **overrides) -> tuple[list[int], Sampling]:
+    async def prepare(self, messages: list[dict], tools: list[dict] | None = None,
+                      **overrides) -> tuple[list[int], Sampling]:
         """The prompt's token ids and the request's decoding options (InvalidRequest for a bad request)."""
         def build() -> tuple[list[int], Sampling]:
-            prompt_ids = self.engine.prompt_ids(messages)
+            prompt_ids = self.engine.prompt_ids(messages, tools)
             return prompt_ids, self.engine.sampling(len(prompt_ids), **overrides)
 
         return await asyncio.get_running_loop().run_in_executor(self.prompts, build)
@@ -190,8 +191,9 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
               responses=responses)
     async def chat_completions(body: ChatCompletionRequest, request: Request):
         try:  # tokenizing a long prompt takes a while: not on the event loop
+            tools = body.offered_tools()
             prompt_ids, options = await jobs.prepare(
-                [m.as_dict() for m in body.messages], temperature=body.temperature, top_p=body.top_p,
+                [m.as_dict() for m in body.messages], tools, temperature=body.temperature, top_p=body.top_p,
                 max_new_tokens=body.max_completion_tokens or body.max_tokens, stop=tuple(body.stop or ()),
                 seed=body.seed)
         except InvalidRequest as err:
@@ -199,7 +201,8 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
         per_choice = [replace(options, seed=None if body.seed is None else body.seed + i) for i in range(body.n)]
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return StreamingResponse(_stream(jobs, prompt_ids, per_choice, settings.model_name, include_usage),
+            return StreamingResponse(_stream(jobs, prompt_ids, per_choice, settings.model_name, include_usage,
+                                             reads_calls=tools is not None),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         replies = []
         for opts in per_choice:
@@ -210,8 +213,8 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
         completion = sum(r.completion_tokens for r in replies)
         return ChatCompletion(
             id=completion_id(), created=int(time.time()), model=settings.model_name,
-            choices=[Choice(index=i, message=AssistantMessage(content=r.text), finish_reason=r.finish_reason)
-                     for i, r in enumerate(replies)],
+            choices=[Choice(index=i, message=message, finish_reason=finish)
+                     for i, (message, finish) in enumerate(_answer(engine, r, tools is not None) for r in replies)],
             usage=Usage(prompt_tokens=len(prompt_ids), completion_tokens=completion,
                         total_tokens=len(prompt_ids) + completion))
 
@@ -230,12 +233,24 @@ async def _unless_gone(request: Request, job, poll: float = 0.5):
             return None
 
 
+def _answer(engine: Engine, reply: Reply, reads_calls: bool) -> tuple[AssistantMessage, str]:
+    """The reply as an assistant message: its tool calls when tools were offered and the whole reply is a call in
+    the template's tool format (a reply cut at the token budget is never read as a call), else its text."""
+    parsed = engine.tool_calls(reply.text) if reads_calls and reply.finish_reason == "stop" else None
+    if parsed is None:
+        return AssistantMessage(content=reply.text), reply.finish_reason
+    calls = [ToolCallOut(function=FunctionCall(name=c.name, arguments=c.arguments)) for c in parsed.calls]
+    return AssistantMessage(content=parsed.content or None, tool_calls=calls), "tool_calls"
+
+
 def _event(data: dict) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 async def _stream(jobs: GenerationQueue, prompt_ids: list[int], per_choice: list[Sampling], model: str,
-                  include_usage: bool):
+                  include_usage: bool, reads_calls: bool = False):
+    """Server-sent chunks. With tools offered, a reply is held until it is complete (a call is only known to be
+    one at its end), then sent as its tool_calls or as its text in one chunk."""
     base = {"id": completion_id(), "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
 
     def chunk(index: int, delta: dict, finish: str | None = None) -> str:
@@ -256,12 +271,23 @@ async def _stream(jobs: GenerationQueue, prompt_ids: list[int], per_choice: list
                 getter = asyncio.ensure_future(pieces.get())
                 await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
                 if getter.done():
-                    yield chunk(index, {"content": getter.result()})
+                    if not reads_calls:
+                        yield chunk(index, {"content": getter.result()})
                 else:
                     getter.cancel()
             reply = job.result()
             completion += reply.completion_tokens
-            yield chunk(index, {}, reply.finish_reason)
+            finish = reply.finish_reason
+            if reads_calls:
+                message, finish = _answer(jobs.engine, reply, reads_calls)
+                if message.tool_calls:
+                    if message.content:
+                        yield chunk(index, {"content": message.content})
+                    yield chunk(index, {"tool_calls": [{"index": k, **call.model_dump()}
+                                                       for k, call in enumerate(message.tool_calls)]})
+                elif reply.text:
+                    yield chunk(index, {"content": reply.text})
+            yield chunk(index, {}, finish)
         if include_usage:
             yield _event({**base, "choices": [], "usage": {"prompt_tokens": len(prompt_ids),
                                                            "completion_tokens": completion,

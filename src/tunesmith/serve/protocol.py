@@ -16,17 +16,57 @@ class TextPart(BaseModel):
     text: str
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str = Field(description="The call's arguments: a JSON object, as text.")
+
+
+class ToolCallItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
+    tool_calls: list[ToolCallItem] | None = Field(None, description="An assistant message's calls (sent back in "
+                                                                    "a conversation that uses tools).")
+    tool_call_id: str | None = Field(None, description="A tool message: the call it answers.")
 
     def as_dict(self) -> dict:
         content = self.content
         if isinstance(content, list):
             content = "".join(part.text for part in content)
-        return {"role": self.role, "content": content}
+        out = {"role": self.role, "content": content}
+        if self.tool_calls:
+            out["tool_calls"] = [call.model_dump() for call in self.tool_calls]
+        return out
+
+
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str | None = None
+    parameters: dict | None = Field(None, description="The arguments' JSON Schema.")
+
+
+class ToolSpec(BaseModel):
+    type: Literal["function"]
+    function: FunctionSpec
+
+    def as_dict(self) -> dict:
+        return {"type": "function", "function": self.function.model_dump(exclude_none=True)}
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: dict
 
 
 class StreamOptions(BaseModel):
@@ -49,7 +89,12 @@ class ChatCompletionRequest(BaseModel):
                                                                          "integer).")
     stream: bool = False
     stream_options: StreamOptions | None = None
-    tools: list[dict] | None = Field(None, description="Not supported: a non-empty list is refused.")
+    tools: list[ToolSpec] | None = Field(None, max_length=128, description="Functions the model may call; they "
+                                         "are written into the prompt in the template's tool format, and a reply "
+                                         "that is a call comes back as `tool_calls`.")
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = Field(
+        None, description="auto (the default with tools): the model decides; none: the tools are not offered. "
+                          "required and a named function are refused: the server cannot force a call.")
 
     @field_validator("stop")
     @classmethod
@@ -64,12 +109,19 @@ class ChatCompletionRequest(BaseModel):
                 raise ValueError(f"stop string {i} {problem}")
         return stops
 
-    @field_validator("tools")
+    @field_validator("tool_choice")
     @classmethod
-    def _no_tools(cls, value):
-        if value:
-            raise ValueError("tool calls are not supported by this server")
+    def _choice_we_can_honour(cls, value):
+        if value == "required" or isinstance(value, NamedToolChoice):
+            raise ValueError("only `auto` and `none` are supported: generation is not constrained, so a call cannot "
+                             "be forced (the reply is returned as `tool_calls` whenever the model writes a call)")
         return value
+
+    def offered_tools(self) -> list[dict] | None:
+        """The tools written into the prompt (none with tool_choice none)."""
+        if not self.tools or self.tool_choice == "none":
+            return None
+        return [tool.as_dict() for tool in self.tools]
 
 
 class Usage(BaseModel):
@@ -78,9 +130,16 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class ToolCallOut(BaseModel):
+    id: str = Field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCallOut] | None = None
 
 
 class Choice(BaseModel):

@@ -41,6 +41,10 @@ class JinjaTemplate:
 
     efficient_eos = False  # the chat template writes its own end-of-turn text
     replace_eos = False  # the tokenizer's EOS is the model's own
+    # How replies are read for tool calls: Hermes-style <tool_call> JSON blocks, what chat templates that take
+    # `tools` (Qwen2.5 / Qwen3, Hermes, ...) ask the model to write; a reply in any other form stays text.
+    tool_format = "qwen"
+    tool_call_words = ("<tool_call>", "</tool_call>")
 
     def __init__(self, tokenizer, source: str, enable_thinking: bool | None = None):
         self.tokenizer = tokenizer
@@ -88,7 +92,8 @@ class JinjaTemplate:
         out = [{"role": "system", "content": system}] if system else []
         for m in conv.messages:
             if m.role == "function":
-                out.append({"role": "assistant", "content": "", "tool_calls": _tool_calls(m.content)})
+                text, calls = _split_calls(m.content, JinjaTemplate.tool_call_words)
+                out.append({"role": "assistant", "content": text, "tool_calls": _tool_calls(calls)})
             else:
                 out.append({"role": "tool" if m.role == "observation" else m.role, "content": m.content})
         return out
@@ -129,6 +134,15 @@ class JinjaTemplate:
 
     def check_fits(self, tokenizer) -> None:
         """The tokenizer's own template always fits it."""
+
+
+def _split_calls(content: str, words: tuple[str, str]) -> tuple[str, str]:
+    """A function message's text in front of a ``words`` block, and the calls JSON (the whole message if no block)."""
+    start = content.find(words[0])
+    end = content.rfind(words[1])
+    if start < 0 or end < start:
+        return "", content
+    return content[:start].strip(), content[start + len(words[0]):end]
 
 
 def _tool_calls(content: str) -> list[dict]:
