@@ -1,0 +1,99 @@
+"""Shared-prompt rows (one prompt, several replies in one row) give the log-probs and scores of separate rows."""
+
+import pytest
+import torch
+
+from tunesmith.stages.preference.shared_prompt import (last_positions, pack_shared, reply_logits_and_labels,
+                                                      reply_token_logps, shared_attention_mask, shared_forward)
+
+
+def tiny_lm(family="qwen2", head="lm"):
+    from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, LlamaConfig,
+                              Qwen2Config)
+
+    torch.manual_seed(0)
+    cls = Qwen2Config if family == "qwen2" else LlamaConfig
+    config = cls(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=128, pad_token_id=0, num_labels=1,
+                 attn_implementation="sdpa")
+    auto = AutoModelForCausalLM if head == "lm" else AutoModelForSequenceClassification
+    return auto.from_config(config).eval()
+
+
+def separate_logps(model, prompt, reply):
+    ids = torch.tensor([prompt + reply])
+    logits = model(input_ids=ids).logits[0].float()
+    logps = logits.log_softmax(-1)
+    return torch.stack([logps[len(prompt) - 1 + t, reply[t]] for t in range(len(reply))])
+
+
+PROMPTS = [[5, 6, 7, 8, 9], [11, 12, 13]]
+REPLIES = [[[20, 21, 22], [30, 31], [40, 41, 42, 43]], [[50], [60, 61, 62, 63, 64, 65]]]
+
+
+def test_mask_lets_each_reply_see_the_prompt_and_itself_only():
+    batch = pack_shared([[1, 2]], [[[3, 4], [5]]], pad_id=0, multiple=1)
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 4, 5]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 2]]
+    mask = shared_attention_mask(batch["segment_ids"])[0, 0].int().tolist()
+    assert mask == [[1, 0, 0, 0, 0],
+                    [1, 1, 0, 0, 0],
+                    [1, 1, 1, 0, 0],
+                    [1, 1, 1, 1, 0],
+                    [1, 1, 0, 0, 1]]  # the second reply never sees the first
+
+
+@pytest.mark.parametrize("family", ["qwen2", "llama"])
+def test_reply_logps_equal_separate_rows(family):
+    model = tiny_lm(family)
+    batch = pack_shared(PROMPTS, REPLIES, pad_id=0)
+    with torch.no_grad():
+        logits = shared_forward(model, batch).logits
+    logps, mask = reply_token_logps(logits, batch)
+    n = 0
+    for prompt, group in zip(PROMPTS, REPLIES):
+        for reply in group:
+            with torch.no_grad():
+                expected = separate_logps(model, prompt, reply)
+            assert mask[n].sum() == len(reply)
+            torch.testing.assert_close(logps[n, :len(reply)], expected, atol=1e-5, rtol=1e-5)
+            n += 1
+
+
+def test_gradients_equal_separate_rows():
+    model = tiny_lm()
+    batch = pack_shared(PROMPTS, REPLIES, pad_id=0)
+    logps, _ = reply_token_logps(shared_forward(model, batch).logits, batch)
+    logps.sum().backward()
+    shared = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    total = sum(separate_logps(model, p, r).sum() for p, g in zip(PROMPTS, REPLIES) for r in g)
+    total.backward()
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(shared[name], param.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_logits_and_labels_in_row_layout():
+    model = tiny_lm()
+    batch = pack_shared(PROMPTS, REPLIES, pad_id=0)
+    with torch.no_grad():
+        logits = shared_forward(model, batch).logits
+    picked, labels = reply_logits_and_labels(logits, batch, torch.tensor([1, 3]), ignore_index=-100)
+    assert labels[0].tolist()[:4] == [-100, 30, 31, -100]
+    assert labels[1].tolist() == [-100, 50, -100, -100, -100, -100, -100]
+    expected = separate_logps(model, PROMPTS[0], REPLIES[0][1])
+    got = picked[0, :2].float().log_softmax(-1).gather(1, torch.tensor([[30], [31]])).squeeze(-1)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_reward_scores_at_each_reply_end_equal_separate_rows():
+    model = tiny_lm(head="score")
+    score = model.score
+    batch = pack_shared(PROMPTS, REPLIES, pad_id=0)
+    with torch.no_grad():
+        hidden = shared_forward(model, batch, output_hidden_states=True).hidden_states[-1]
+        rows, last = last_positions(batch)
+        shared = score(hidden[rows, last]).squeeze(-1)
+        separate = [score(model(input_ids=torch.tensor([p + r]), output_hidden_states=True).hidden_states[-1][0, -1])
+                    for p, g in zip(PROMPTS, REPLIES) for r in g]
+    torch.testing.assert_close(shared, torch.cat(separate), atol=1e-5, rtol=1e-5)
