@@ -17,6 +17,7 @@ commands:
   chat        chat with a trained model: tunesmith chat cfg.yaml|OUTPUT_DIR [key=value ...] [--query Q]
   api         serve an OpenAI-compatible API: tunesmith api cfg.yaml|OUTPUT_DIR [--host H] [--port P] [--api-key K]
   export      merge adapters and write a plain model: tunesmith export cfg.yaml|OUTPUT_DIR export_dir=DIR [...]
+  eval        score a multiple-choice exam (MMLU/CMMLU/C-Eval layout): tunesmith eval cfg.yaml|MODEL task=mmlu_test
   tiny-model  build a small offline model with its own BPE tokenizer: tunesmith tiny-model OUT_DIR [options]
   env         print versions of tunesmith, Python, torch and the libraries it builds on
   version     print tunesmith's version
@@ -32,9 +33,9 @@ def cmd_train(argv: list[str]) -> int:
     cfg = load_config(argv)  # validated before torch is imported
     offline_environment()
     setup_logging()
-    from .train.run import run_training
+    from .evaluation.run import run  # trains, then evaluates / predicts as do_eval and do_predict say
 
-    run_training(cfg)
+    run(cfg)
     return 0
 
 
@@ -150,6 +151,17 @@ def cmd_export(argv: list[str]) -> int:
     return 0
 
 
+EVAL_USAGE = "tunesmith eval cfg.yaml|MODEL_OR_OUTPUT_DIR task=NAME_SPLIT [task_dir=DIR] [n_shot=N] [key=value ...]"
+
+
+def cmd_eval(argv: list[str]) -> int:
+    cfg = _model_config(argv, "exam", EVAL_USAGE)
+    from .evaluation.exam import run_exam
+
+    run_exam(cfg)
+    return 0
+
+
 def tiny_model_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunesmith tiny-model",
                                      description="Build a small random causal LM with a trained byte-level BPE "
@@ -234,6 +246,15 @@ HELP: dict[str, tuple[str, str, tuple[str, ...], str | None, bool]] = {
     "export": (EXPORT_USAGE, "Merge adapters into the base model and write a plain transformers model with its "
                              "tokenizer and generation config. OUTPUT_DIR alone stands for "
                              "model_name_or_path=OUTPUT_DIR.", (), "EXPORT_SECTIONS", False),
+    "eval": (EVAL_USAGE, "Score a model on a multiple-choice exam from a local folder (LLaMA-Factory's "
+                         "`llamafactory-cli eval`): the answer is the letter A-D the model finds most probable. "
+                         "MODEL_OR_OUTPUT_DIR stands for model_name_or_path=...; adapters via adapter_name_or_path.",
+             ("task=NAME_SPLIT  <folder>_<split> under task_dir, e.g. mmlu_test, cmmlu_test, ceval_validation",
+              "task_dir=DIR     folder of exam folders (default evaluation)", "lang=en|zh      prompt language",
+              "n_shot=N         solved dev examples before each question (default 5)",
+              "batch_size=N     questions per forward pass (default 4)",
+              "save_dir=DIR     a new folder for results.json, results.log and scores.json",
+              "template=NAME    chat template (default: the run's, or the tokenizer's)"), None, False),
     "env": ("tunesmith env", "Print the versions of tunesmith, Python, torch and the libraries it builds on, and "
                              "what this machine offers (CUDA, attention kernels, CPU threads).", (), None, False),
     "version": ("tunesmith version", "Print tunesmith's version (also tunesmith --version or -V).", (), None, False),
@@ -267,6 +288,7 @@ def _print_help(text: str) -> int:
 
 
 COMMANDS = {"train": cmd_train, "data": cmd_data, "chat": cmd_chat, "api": cmd_api, "export": cmd_export,
+            "eval": cmd_eval,
             "tiny-model": cmd_tiny_model, "env": cmd_env, "version": cmd_version}
 
 

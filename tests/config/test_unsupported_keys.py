@@ -62,8 +62,8 @@ def test_several_unsupported_and_unknown_keys_are_reported_together():
     ("kt_optimize_rule", "r.yaml", "(inference backend: KTransformers)"),
     ("use_unsloth", True, "(kernel library: Unsloth)"),
     ("quantization_bit", 4, "(quantisation: on-the-fly quantisation"),
-    ("predict_with_generate", True, "(evaluation: generation during evaluation and prediction)"),
-    ("n_shot", 5, "(evaluation: `llamafactory-cli eval` benchmarks"),
+    ("eval_on_each_dataset", True, "(evaluation: per-dataset evaluation)"),
+    ("download_mode", "force_redownload", "(evaluation: exam download mode); `tunesmith eval` reads exams"),
 ])
 def test_each_unsupported_key_names_its_kind_and_what_to_use(key, value, reason):
     message = error_of(**{key: value})

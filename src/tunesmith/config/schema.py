@@ -298,6 +298,33 @@ class ApiArgs:
     api_model_name: str | None = opt(None, "Model id reported by /v1/models (env API_MODEL_NAME; default gpt-3.5-turbo).")
 
 
+@dataclass(frozen=True)
+class EvalArgs:
+    """Evaluation and prediction without training, early stopping, and `tunesmith eval` exams (LLaMA-Factory's
+    names and defaults)."""
+
+    predict_with_generate: bool = opt(False, "sft with `do_predict`: generate a reply for every evaluation example "
+                                             "(decoding from the generating section), write "
+                                             "generated_predictions.jsonl and BLEU-4 / ROUGE to "
+                                             "predict_results.json.")
+    generation_max_length: int | None = opt(
+        None, "Accepted as in LLaMA-Factory, where the generating section's `max_new_tokens` (or `max_length` "
+              "when it is 0) bounds generated replies instead.")
+    generation_num_beams: int | None = opt(None, "Accepted as in LLaMA-Factory, where `num_beams` of the "
+                                                 "generating section decides.")
+    eval_num_beams: int | None = opt(None, "Accepted as in LLaMA-Factory, where `num_beams` of the generating "
+                                           "section decides.")
+    early_stopping_steps: int | None = opt(
+        None, "Stop training after this many evaluations without an improvement of `metric_for_best_model` "
+              "(default loss).")
+    task: str | None = opt(None, "`tunesmith eval`: <folder>_<split> of an exam under task_dir, e.g. mmlu_test.")
+    task_dir: str = opt("evaluation", "`tunesmith eval`: the folder holding the exam folders.")
+    batch_size: int = opt(4, "`tunesmith eval`: questions per forward pass.")
+    lang: str = opt("en", "`tunesmith eval`: language of the exam prompt.", choices=("en", "zh"))
+    n_shot: int = opt(5, "`tunesmith eval`: solved examples from the dev split before each question.")
+    save_dir: str | None = opt(None, "`tunesmith eval`: a new folder for results.json, results.log and scores.json.")
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelArgs,
     "data": DataArgs,
@@ -311,6 +338,7 @@ SECTIONS: dict[str, type] = {
     "generating": GeneratingArgs,
     "export": ExportArgs,
     "api": ApiArgs,
+    "evaluation": EvalArgs,
 }
 
 
@@ -332,6 +360,7 @@ class Config:
     api: ApiArgs
     training: dict[str, Any]  # transformers.TrainingArguments keyword arguments
     sources: tuple[str, ...] = ()  # files and overrides this config was read from
+    evaluation: EvalArgs = field(default_factory=EvalArgs)
 
     @property
     def stage(self) -> str:

@@ -139,14 +139,12 @@ UNSUPPORTED: dict[str, Unsupported] = {
     **_group("inference option", "disk offload", "tunesmith does not offload weights to disk at inference",
              "offload_folder"),
     # evaluation, logging, hubs
-    **_group("evaluation", "generation during evaluation and prediction", "`tunesmith train` evaluates the loss "
-             "(`compute_accuracy` adds token accuracy); generate replies with `tunesmith chat` or `tunesmith api`",
-             "eval_num_beams predict_with_generate generation_max_length generation_num_beams generation_config"),
+    **_group("evaluation", "a generation config file for prediction", "set the decoding keys (`do_sample`, "
+             "`temperature`, `top_p`, `max_new_tokens`, `num_beams`, ...) in the config", "generation_config"),
     **_group("evaluation", "per-dataset evaluation", "one metric set is reported over all eval datasets",
              "eval_on_each_dataset"),
-    **_group("evaluation", "early stopping", "use `load_best_model_at_end` with evaluation", "early_stopping_steps"),
-    **_group("evaluation", "`llamafactory-cli eval` benchmarks (MMLU, C-Eval, CMMLU)", "export the model and run a "
-             "benchmark harness on it", "task task_dir batch_size lang n_shot save_dir download_mode"),
+    **_group("evaluation", "exam download mode", "`tunesmith eval` reads exams from a local `task_dir` folder",
+             "download_mode"),
     **_group("data sampling", "sortish sampler", "use `train_sampling_strategy` (random, sequential, "
              "group_by_length, batch_rebalance)", "sortish_sampler"),
     **_group("experiment tracker", "SwanLab", "use `report_to` (tensorboard, wandb, ...)", "use_swanlab "

@@ -14,6 +14,8 @@ from typing import Any
 from .errors import ConfigError
 from .schema import IMPLEMENTED_BACKENDS, Config
 from .unfreeze import parse_schedule
+from .rules_evaluation import EXAM_RULES, dataset_is_given, trains_something  # noqa: F401
+from .rules_evaluation import RULES as EVALUATION_RULES
 
 Origins = dict[str, str]
 
@@ -33,16 +35,6 @@ def model_is_given(cfg: Config, origins: Origins) -> None:
 def output_dir_is_given(cfg: Config, origins: Origins) -> None:
     if not cfg.training.get("output_dir"):
         raise ConfigError("config: `output_dir` is required: where the trained model, logs and plots go")
-
-
-def dataset_is_given(cfg: Config, origins: Origins) -> None:
-    if not cfg.data.dataset:
-        raise ConfigError("config: `dataset` is required: names from <dataset_dir>/dataset_info.json, comma-separated")
-
-
-def trains_something(cfg: Config, origins: Origins) -> None:
-    if cfg.training.get("do_train") is False:
-        raise ConfigError(f"{_where(origins, 'do_train')}: `do_train` is false, so `tunesmith train` has nothing to do")
 
 
 def finetuning_type_is_supported(cfg: Config, origins: Origins) -> None:
@@ -474,6 +466,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     ppo_values_in_range,
     ppo_options_fit,
     ppo_starts_fresh,
+    *EVALUATION_RULES,
 )
 
 
@@ -487,6 +480,7 @@ PURPOSES: dict[str, tuple[Callable[[Config, Origins], None], ...]] = {
     "train": RULES,
     "data": tuple(rule for rule in RULES if rule not in TRAINING_ONLY),
     "infer": USING_A_MODEL,
+    "exam": USING_A_MODEL + EXAM_RULES,
     "export": USING_A_MODEL + (export_dir_is_given, export_options_supported),
 }
 

@@ -42,6 +42,7 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     from ..model.compat import drift
     from .callbacks.checkpoint_marker import CheckpointMarkerCallback
     from .callbacks.log_file import LogFileCallback
+    from .early_stop import early_stopping_callbacks
     from .plan import make_plan
     from .prepare import prepare
     from .setup import finished_run, resume_point, run_settings, setup_model, writable_output_dir
@@ -64,5 +65,5 @@ def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:
     prepared = prepare(cfg, stage, plan)
     policy = setup_model(cfg, plan, prepared)
     markers = CheckpointMarkerCallback(cfg.training.get("save_total_limit"), run_settings(cfg))
-    callbacks = [LogFileCallback(cfg.output_dir), markers, *(extra_callbacks or [])]
+    callbacks = [LogFileCallback(cfg.output_dir), markers, *early_stopping_callbacks(cfg), *(extra_callbacks or [])]
     return loop.run(cfg, plan, stage, prepared, policy, resume, callbacks)

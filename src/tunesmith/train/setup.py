@@ -16,6 +16,7 @@ from ..model.load import count_parameters, load_model
 from ..model.methods import apply_method, apply_new_rows_only
 from .callbacks.checkpoint_marker import checkpoints, clear_markers, last_complete_checkpoint, read_settings
 from .plan import RunPlan, checkpointing_arguments
+from .early_stop import early_stopping_arguments
 from .speed import gpu_input_arguments
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,7 @@ def training_arguments(cfg: Config, plan: RunPlan):
     kwargs.pop("save_total_limit", None)  # rotation happens after a checkpoint is marked complete (callbacks/)
     kwargs.setdefault("logging_nan_inf_filter", False)  # logged losses are the true values, nan included
     kwargs.update(checkpointing_arguments(cfg))
+    kwargs.update(early_stopping_arguments(cfg))
     cores = os.cpu_count() or 1
     if kwargs.get("dataloader_num_workers", 0) > cores:
         logger.info("dataloader_num_workers=%d capped to the %d CPU cores of this machine",
