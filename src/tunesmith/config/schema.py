@@ -249,6 +249,8 @@ class InferArgs:
     infer_dtype: str = opt("auto", "Weights dtype at inference (auto: float32 on CPU, the checkpoint's dtype on GPU).",
                            choices=("auto", "float16", "bfloat16", "float32"))
     use_kv_cache: bool = opt(True, "Use the KV cache while generating.")
+    infer_max_batch: int = opt(16, "huggingface backend: the most concurrent requests (api) generated together as "
+                                   "one batch; 1 serves them one at a time.")
     vllm_maxlen: int = opt(4096, "vllm: maximum prompt + reply length.")
     vllm_gpu_util: float = opt(0.7, "vllm: fraction of GPU memory in (0, 1) the engine may use.")
     vllm_enforce_eager: bool = opt(False, "vllm: disable CUDA graphs.")

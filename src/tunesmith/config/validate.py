@@ -325,6 +325,9 @@ def generating_values_in_range(cfg: Config, origins: Origins) -> None:
     for key, ok, want in checks:
         if not ok:
             raise ConfigError(f"{_where(origins, key)}: `{key}` must be {want}, got {getattr(gen, key)!r}")
+    if cfg.infer.infer_max_batch < 1:
+        raise ConfigError(f"{_where(origins, 'infer_max_batch')}: `infer_max_batch` must be >= 1, got "
+                          f"{cfg.infer.infer_max_batch!r}")
 
 
 def vllm_config_is_mapping(cfg: Config, origins: Origins) -> None:

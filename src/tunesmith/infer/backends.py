@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from ..config.schema import Config
-from .engine import Engine, HuggingFaceEngine
+from .engine import Engine
+from .hf_engine import HuggingFaceEngine
 
 logger = logging.getLogger(__name__)
 

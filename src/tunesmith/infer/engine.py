@@ -1,8 +1,8 @@
 """The inference engine behind chat and api: messages -> the training template's prompt -> generate, streamed.
 
-The Hugging Face backend runs one ``generate`` at a time (a lock queues the callers in order) and streams
-through a BaseStreamer that decodes as tokens arrive, holds back text that may still become a stop string,
-and counts tokens for usage. Generation ends at eos, at the template's end-of-turn tokens, at a request's
+The Hugging Face backend (hf_engine.py) generates concurrent requests together and streams each through a
+decoder that decodes as tokens arrive, holds back text that may still become a stop string, and counts tokens
+for usage. Generation ends at eos, at the template's end-of-turn tokens, at a request's
 stop strings, at the token budget, or when the caller cancels (a disconnected client).
 """
 
@@ -147,6 +147,7 @@ class Engine:
     """Backend-independent front: prompts from messages, sampling defaults, streaming helpers."""
 
     name = "engine"
+    concurrent = False  # generate() may be called from several threads at once (the engine batches them)
 
     def __init__(self, cfg: Config, tokenizer, template, stop_ids: list[int], default_system: str | None,
                  context_limit: int | None):
@@ -234,6 +235,7 @@ class _Decoder:
     stops: tuple[str, ...]
     on_text: Callable[[str], None] | None
     cancel: threading.Event | None
+    budget: int | None = None  # tokens this reply may take (a row of a batch stops there by itself)
     ids: list[int] = field(default_factory=list)
     text: str = ""
     emitted: int = 0
@@ -249,6 +251,8 @@ class _Decoder:
                 self.finish = "stop"
             else:
                 self.ids.append(tid)
+                if self.budget is not None and self.count >= self.budget:
+                    self.finish = "length"
         self.text = self.tokenizer.decode(self.ids, skip_special_tokens=self.skip_special_tokens)
         cut = min((i for i in (self.text.find(s) for s in self.stops) if i >= 0), default=-1)
         if cut >= 0:
@@ -271,69 +275,9 @@ class _Decoder:
             self.on_text(self.text[self.emitted:safe])
         self.emitted = max(self.emitted, safe)
 
+    @property
+    def done(self) -> bool:
+        return self.finish is not None or (self.cancel is not None and self.cancel.is_set())
+
     def close(self) -> None:
         self._emit(final=True)
-
-
-class HuggingFaceEngine(Engine):
-    name = "huggingface"
-
-    def __init__(self, cfg: Config, loaded):
-        limit = getattr(loaded.model.config, "max_position_embeddings", None)
-        super().__init__(cfg, loaded.tokenizer, loaded.template, loaded.stop_ids, loaded.default_system, limit)
-        self.model = loaded.model
-        self.source = loaded.source
-        self.lock = threading.Lock()  # one generate at a time; waiting callers are served in turn
-        rows = self.model.get_input_embeddings().weight.shape[0]
-        padding = rows - len(self.tokenizer)  # rows without a token must never be sampled
-        self.suppress = list(range(len(self.tokenizer), rows)) if 0 < padding <= 4096 else None
-
-    def generate(self, prompt_ids: list[int], options: Sampling, on_text: Callable[[str], None] | None = None,
-                 cancel: threading.Event | None = None) -> Reply:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-        from transformers.generation.streamers import BaseStreamer
-
-        cancel = cancel or threading.Event()
-        decoder = _Decoder(self.tokenizer, set(self.stop_ids), options.skip_special_tokens, options.stop, on_text,
-                           cancel)
-
-        class Streamer(BaseStreamer):
-            prompt_seen = False
-
-            def put(self, value) -> None:
-                if not self.prompt_seen:  # generate hands over the prompt first
-                    self.prompt_seen = True
-                    return
-                decoder.feed(value.reshape(-1).tolist())
-
-            def end(self) -> None:
-                decoder.close()
-
-        class Cancelled(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
-
-        config = generation_config(
-            do_sample=options.do_sample, temperature=options.temperature, top_p=options.top_p, top_k=options.top_k,
-            repetition_penalty=options.repetition_penalty, stop_ids=self.stop_ids,
-            pad_id=self.tokenizer.pad_token_id, max_new_tokens=options.max_new_tokens, num_beams=options.num_beams,
-            length_penalty=options.length_penalty, use_cache=self.cfg.infer.use_kv_cache,
-            suppress_tokens=self.suppress)
-        device = self.model.get_input_embeddings().weight.device
-        inputs = torch.tensor([prompt_ids], device=device)
-        streaming = options.num_beams == 1
-        with self.lock:
-            if cancel.is_set():
-                return Reply("", "cancelled", len(prompt_ids), 0)
-            if options.seed is not None:
-                torch.manual_seed(options.seed)
-            with torch.inference_mode():
-                out = self.model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs),
-                                          generation_config=config, streamer=Streamer() if streaming else None,
-                                          stopping_criteria=StoppingCriteriaList([Cancelled()]))
-        if not streaming:
-            decoder.feed(out[0, len(prompt_ids):].tolist())
-            decoder.close()
-        finish = decoder.finish or ("cancelled" if cancel.is_set() else "length")
-        return Reply(decoder.text, finish, len(prompt_ids), decoder.count)

@@ -1,8 +1,9 @@
 """OpenAI-compatible HTTP API on FastAPI: /v1/models, /v1/chat/completions (plain and streamed), /docs.
 
 Neither prompt building nor generation runs on the event loop: a request's prompt is built and tokenized on
-a small pool of prompt threads (a huge prompt holds up no one else), then becomes jobs on one generation thread,
-served in arrival order, so concurrent requests queue and all get answered. A streamed reply's text crosses from
+a small pool of prompt threads (a huge prompt holds up no one else), then becomes a job for the engine: the
+Hugging Face engine generates waiting jobs together in batches (hf_engine.py), an engine that does not batch
+serves them one at a time in arrival order, so concurrent requests all get answered. A streamed reply's text crosses from
 that thread to the loop through an asyncio queue; when the client goes away, the job is cancelled (it
 stops at the next token, or never starts) and the queue moves on. Bad requests get a 4xx with an
 OpenAI-style error body; a body over the size limit gets a 413 before it is parsed.
@@ -34,6 +35,7 @@ from .settings import ApiSettings, exposure_warning
 logger = logging.getLogger(__name__)
 
 PROMPT_WORKERS = 4  # prompts tokenized at once: a few huge ones leave room for the rest
+MAX_WAITING = 256  # requests handed to a batching engine at once (the rest queue here)
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
                405: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error"}
@@ -56,7 +58,9 @@ class GenerationQueue:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunesmith-generate")
+        # an engine that batches takes every waiting request at once; otherwise they wait here, in order
+        waiting = MAX_WAITING if engine.concurrent else 1
+        self.pool = ThreadPoolExecutor(max_workers=waiting, thread_name_prefix="tunesmith-request")
         self.prompts = ThreadPoolExecutor(max_workers=PROMPT_WORKERS, thread_name_prefix="tunesmith-prompt")
 
     async def prepare(self, messages: list[dict], tools: list[dict] | None = None,
