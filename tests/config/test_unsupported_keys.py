@@ -61,7 +61,6 @@ def test_several_unsupported_and_unknown_keys_are_reported_together():
     ("sglang_maxlen", 4096, "(inference backend: SGLang); use `infer_backend: huggingface` or "),
     ("kt_optimize_rule", "r.yaml", "(inference backend: KTransformers)"),
     ("use_unsloth", True, "(kernel library: Unsloth)"),
-    ("quantization_bit", 4, "(quantisation: on-the-fly quantisation"),
     ("eval_on_each_dataset", True, "(evaluation: per-dataset evaluation)"),
     ("download_mode", "force_redownload", "(evaluation: exam download mode); `tunesmith eval` reads exams"),
 ])

@@ -64,6 +64,16 @@ class ModelArgs:
               "saved by `hf auth login`, or HF_TOKEN.")
     ms_hub_token: str | None = opt(None, "ModelScope token (private models and datasets), used with "
                                          "USE_MODELSCOPE_HUB=1.")
+    quantization_bit: int | None = opt(
+        None, "Quantize the model on the fly to this many bits (QLoRA; lora only): 4 or 8 (bnb), 1-6 or 8 (hqq), "
+              "8 (eetq). Ignored for a pre-quantized checkpoint (GPTQ, AWQ, ...), which loads as stored.")
+    quantization_method: str = opt("bnb", "On-the-fly quantization backend: bnb (bitsandbytes; GPU or CPU), hqq "
+                                          "(GPU or CPU) or eetq (GPU).", choices=("bnb", "hqq", "eetq"))
+    quantization_type: str = opt("nf4", "bnb 4-bit data type.", choices=("nf4", "fp4"))
+    double_quantization: bool = opt(True, "bnb 4-bit: quantize the quantization constants too.")
+    quantization_device_map: str | None = opt(
+        None, "`auto` spreads a 4-bit bnb model over the devices for inference (chat, api, export; not training).",
+        choices=("auto",))
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,8 @@ class PreferenceArgs:
     ref_model: str | None = opt(None, "Reference model directory (default: lora -> the base with adapters off; "
                                       "otherwise a frozen copy of the starting model).")
     ref_model_adapters: tuple[str, ...] = opt((), "Adapters applied to `ref_model`, comma-separated.", list_sep=True)
+    ref_model_quantization_bit: int | None = opt(
+        None, "Quantize the `ref_model` on the fly to this many bits (quantization_method's backend).")
     precompute_ref_log_probs: bool = opt(
         False, "Score the data with the reference once before training and keep no reference in memory.")
 
@@ -190,6 +202,8 @@ class PPOArgs:
                                          "model directory (full), or the URL of a scoring endpoint (api).")
     reward_model_adapters: tuple[str, ...] = opt(
         (), "Adapters merged into a full `reward_model`, comma-separated.", list_sep=True)
+    reward_model_quantization_bit: int | None = opt(
+        None, "Quantize a full `reward_model` on the fly to this many bits (quantization_method's backend).")
     reward_model_type: str = opt("lora", "How `reward_model` is used: lora (an adapter on the policy's own base "
                                          "weights, needs finetuning_type lora), full (a separate model) or api (an "
                                          "HTTP endpoint).", choices=REWARD_MODEL_TYPES)
@@ -286,6 +300,12 @@ class ExportArgs:
                                             "writes safetensors only).")
     export_hub_model_id: str | None = opt(None, "Hub repository to push to (not available: tunesmith never uploads).")
     overwrite_export_dir: bool = opt(False, "Replace a non-empty export_dir (otherwise refuse).")
+    export_quantization_bit: int | None = opt(
+        None, "GPTQ-quantize the exported model to 2, 3, 4 or 8 bits (needs gptqmodel and optimum).")
+    export_quantization_dataset: str | None = opt(
+        None, "Text file or hub dataset (a `text` column) GPTQ calibrates on.")
+    export_quantization_nsamples: int = opt(128, "Calibration samples for export quantization.")
+    export_quantization_maxlen: int = opt(1024, "Tokens per calibration sample for export quantization.")
 
 
 @dataclass(frozen=True)

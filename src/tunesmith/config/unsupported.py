@@ -110,14 +110,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
              "fp8 fp8_backend fp8_enable_fsdp_float8_all_gather", switch="fp8"),
     **_group("precision", "fp16 upcasting", "not needed: tunesmith keeps trainable weights in float32 and uses "
              "autocast", "upcast_layernorm upcast_lmhead_output"),
-    **_group("quantisation", "on-the-fly quantisation, bitsandbytes and others", "load the model in bf16, "
-             "fp16 or fp32 (`bf16: true`)", "quantization_method quantization_bit quantization_type "
-             "double_quantization quantization_device_map", switch="quantization_bit"),
-    **_group("quantisation", "quantised reference and reward models", "they load in the training precision",
-             "ref_model_quantization_bit reward_model_quantization_bit"),
-    **_group("quantisation", "export quantisation", "`tunesmith export` writes bf16/fp16/fp32 safetensors; quantise "
-             "the exported model with another tool", "export_quantization_bit export_quantization_dataset "
-             "export_quantization_nsamples export_quantization_maxlen", switch="export_quantization_bit"),
     # model variants
     **_group("model conversion", "mixture-of-depths", "train the model as it is", "mixture_of_depths"),
     **_group("attention variant", "LongLoRA shift short attention (S²-Attn)", "tunesmith trains with full attention "

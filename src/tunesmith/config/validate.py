@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .rules_quantization import EXPORT_RULES as QUANT_EXPORT_RULES
+from .rules_quantization import TRAIN_RULES as QUANT_RULES, USE_RULES as QUANT_USE_RULES
 from .schema import IMPLEMENTED_BACKENDS, Config
 from .unfreeze import parse_schedule
 from .rules_evaluation import EXAM_RULES, dataset_is_given, trains_something  # noqa: F401
@@ -462,6 +464,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     token_training_modes_fit,
     preference_values_in_range,
     reference_options_fit,
+    *QUANT_RULES,
     precomputed_reference_in_memory,
     token_weights_fit_stage,
     accuracy_needs_evaluation,
@@ -482,9 +485,10 @@ USING_A_MODEL = (model_is_given, finetuning_type_is_supported, backend_is_implem
 PURPOSES: dict[str, tuple[Callable[[Config, Origins], None], ...]] = {
     "train": RULES,
     "data": tuple(rule for rule in RULES if rule not in TRAINING_ONLY),
-    "infer": USING_A_MODEL,
+    "infer": USING_A_MODEL + QUANT_USE_RULES,
     "exam": USING_A_MODEL + EXAM_RULES,
-    "export": USING_A_MODEL + (export_dir_is_given, export_options_supported),
+    "export": USING_A_MODEL + (export_dir_is_given, export_options_supported) + QUANT_USE_RULES
+    + QUANT_EXPORT_RULES,
 }
 
 

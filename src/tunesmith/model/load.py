@@ -15,6 +15,7 @@ from ..config.schema import ModelArgs
 from ..utils import hub
 from ..utils.versions import modelscope_available
 from .attention import choose_attention
+from .quantize import load_kwargs, quantize_loaded
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +204,7 @@ def load_model(args: ModelArgs, dtype, attn: str | None = None, head: str = "lm"
         common["num_labels"] = 1
         if pad_token_id is not None:
             common["pad_token_id"] = pad_token_id
+    quantized = load_kwargs(args, path, dtype, head)
     try:
         if args.train_from_scratch:
             config = AutoConfig.from_pretrained(path, local_files_only=True, **common)
@@ -211,7 +213,7 @@ def load_model(args: ModelArgs, dtype, attn: str | None = None, head: str = "lm"
             logger.info("train_from_scratch: randomly initialised %s from %s", type(model).__name__, path)
         else:
             model = auto.from_pretrained(path, dtype=dtype, attn_implementation=impl, local_files_only=True,
-                                         **common)
+                                         **common, **quantized)
     except OSError as err:
         raise ConfigError(f"cannot load model weights from {path}: {err}") from None
     except ValueError as err:
@@ -219,7 +221,9 @@ def load_model(args: ModelArgs, dtype, attn: str | None = None, head: str = "lm"
             raise ConfigError(f"{path}: transformers has no sequence-classification (reward) variant of this "
                               f"model: {err}") from None
         raise
-    return model
+    except ImportError as err:  # a quantization backend transformers needs and cannot import
+        raise ConfigError(f"cannot load {path}: {err}") from None
+    return quantize_loaded(model, args, path, dtype)
 
 
 def count_parameters(model) -> tuple[int, int]:

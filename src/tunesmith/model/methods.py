@@ -6,6 +6,7 @@ import logging
 
 from ..config.errors import ConfigError
 from ..config.schema import FinetuningArgs, ModelArgs
+from .quantize import is_quantized_linear
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,8 @@ def lora_target_modules(model, targets: tuple[str, ...]) -> list[str]:
     output = model.get_output_embeddings()
     names = set()
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and module is not output and name.split(".")[-1] not in HEADS:
+        linear = isinstance(module, torch.nn.Linear) or is_quantized_linear(module)
+        if linear and module is not output and name.split(".")[-1] not in HEADS:
             names.add(name.split(".")[-1])
     return sorted(names)
 

@@ -14,6 +14,7 @@ from ..config.errors import ConfigError
 from ..config.schema import Config
 from ..model.load import count_parameters, load_model
 from ..model.methods import apply_method, apply_new_rows_only
+from ..model.quantize import prepare_for_training
 from .callbacks.checkpoint_marker import checkpoints, clear_markers, last_complete_checkpoint, read_settings
 from .plan import RunPlan, checkpointing_arguments
 from .early_stop import early_stopping_arguments
@@ -223,6 +224,7 @@ def setup_model(cfg: Config, plan: RunPlan, prepared) -> Policy:
                        pad_token_id=prepared.tokenizer.pad_token_id)
     added = prepared.added
     grew = prepare_model(model, prepared.tokenizer, added, cfg.tokens, plan.seed)
+    model = prepare_for_training(model, cfg.finetuning.finetuning_type, checkpointing_arguments(cfg))  # QLoRA
     if cfg.tokens.train_new_tokens_only:
         model = apply_new_rows_only(model, cfg.finetuning.finetuning_type, added.all_ids)
     else:
@@ -255,7 +257,8 @@ def build_reference(cfg: Config, plan: RunPlan, model):
         return None
 
     def load(path: str, dt):
-        return load_model(replace(cfg.model, model_name_or_path=path, adapter_name_or_path=()), dt)
+        return load_model(replace(cfg.model, model_name_or_path=path, adapter_name_or_path=(),
+                                  quantization_bit=cfg.preference.ref_model_quantization_bit), dt)
 
     reference = build(cfg.preference, cfg.finetuning.finetuning_type, model, load,
                       torch_dtype(plan.reference_dtype), model.get_input_embeddings().weight.shape[0])

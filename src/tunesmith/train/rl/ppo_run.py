@@ -42,10 +42,12 @@ def load_full_reward(cfg: Config, tokenizer, dtype):
         raise ConfigError(f"`reward_model` {path} is not a directory")
     card = read_run_card(path)
     if card is not None and card.get("model_head") == "score":
-        loaded = RewardModel.load(path, dtype)
+        loaded = RewardModel.load(path, dtype, quantization_bit=cfg.ppo.reward_model_quantization_bit,
+                                  quantization_method=cfg.model.quantization_method)
         model, reward_tokenizer = loaded.model, loaded.tokenizer
     else:
-        args = replace(cfg.model, model_name_or_path=path, adapter_name_or_path=(), train_from_scratch=False)
+        args = replace(cfg.model, model_name_or_path=path, adapter_name_or_path=(), train_from_scratch=False,
+                       quantization_bit=cfg.ppo.reward_model_quantization_bit)
         reward_tokenizer = load_tokenizer(args)
         model = load_model(args, dtype, head="score", pad_token_id=reward_tokenizer.pad_token_id)
     for adapter in cfg.ppo.reward_model_adapters:

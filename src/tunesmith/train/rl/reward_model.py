@@ -14,7 +14,9 @@ class RewardModel:
         self.model, self.tokenizer, self.template = model.eval(), tokenizer, template
 
     @classmethod
-    def load(cls, output_dir: str, dtype=None) -> RewardModel:
+    def load(cls, output_dir: str, dtype=None, quantization_bit: int | None = None,
+             quantization_method: str = "bnb") -> RewardModel:
+        """``quantization_bit``: quantize the base on the fly (an adapter then stays unmerged beside it)."""
         import torch
 
         from ...config.errors import ConfigError
@@ -29,7 +31,8 @@ class RewardModel:
                               "`model_head: score`; train one with `stage: rm`)")
         tokenizer = load_tokenizer(ModelArgs(model_name_or_path=str(output_dir)))
         base = card["base_model"] if card.get("is_adapter") else str(output_dir)
-        model = load_model(ModelArgs(model_name_or_path=base), dtype or torch.float32, head="score",
+        model = load_model(ModelArgs(model_name_or_path=base, quantization_bit=quantization_bit,
+                                     quantization_method=quantization_method), dtype or torch.float32, head="score",
                            pad_token_id=tokenizer.pad_token_id)
         if card.get("is_adapter"):
             from peft import PeftModel
@@ -37,7 +40,9 @@ class RewardModel:
             rows = card.get("embedding_rows")
             if rows and rows != model.get_input_embeddings().weight.shape[0]:
                 model.resize_token_embeddings(rows, mean_resizing=False)
-            model = PeftModel.from_pretrained(model, str(output_dir)).merge_and_unload()
+            model = PeftModel.from_pretrained(model, str(output_dir))
+            if quantization_bit is None:  # merged into full-precision weights; quantized ones cannot hold it
+                model = model.merge_and_unload()
         return cls(model, tokenizer, resolve_template(card.get("template"), tokenizer))
 
     def score(self, conversations, batch_size: int = 8) -> list[float]:
