@@ -97,3 +97,80 @@ def test_reward_scores_at_each_reply_end_equal_separate_rows():
         separate = [score(model(input_ids=torch.tensor([p + r]), output_hidden_states=True).hidden_states[-1][0, -1])
                     for p, g in zip(PROMPTS, REPLIES) for r in g]
     torch.testing.assert_close(shared, torch.cat(separate), atol=1e-5, rtol=1e-5)
+
+
+def pair_items():
+    """Two pairs: prompt tokens unlabelled, replies labelled, a trailing unlabelled token after each reply
+    (ChatML's newline after the end-of-turn), replies of different lengths sharing their first token."""
+    ign = -100
+    items = []
+    for prompt, chosen, rejected in (([5, 6, 7, 8], [20, 21, 22], [20, 30]), ([9, 10], [40], [41, 42, 43, 44])):
+        items.append({"input_ids": prompt + chosen + [3], "labels": [ign] * len(prompt) + chosen + [ign],
+                      "rejected_input_ids": prompt + rejected + [3],
+                      "rejected_labels": [ign] * len(prompt) + rejected + [ign]})
+    return items
+
+
+class Sink:
+    def __init__(self):
+        self.values = {}
+
+    def record(self, **values):
+        self.values.update(values)
+
+    def observe_tokens(self, logits, labels):
+        self.tokens = (logits, labels)
+
+
+@pytest.mark.parametrize("pref", [dict(pref_loss="sigmoid", pref_ftx=0.5), dict(pref_loss="simpo"),
+                                  dict(pref_loss="sigmoid", ld_alpha=0.3), dict(pref_loss="orpo")])
+def test_dpo_loss_and_gradients_equal_in_both_layouts(pref):
+    from tunesmith.config.schema import PreferenceArgs
+    from tunesmith.stages.base import LossContext
+    from tunesmith.stages.dpo import DPOLoss
+    from tunesmith.stages.preference.pairwise import PairwiseStage
+
+    model = tiny_lm()
+    loss_fn = DPOLoss(PreferenceArgs(**pref))
+
+    class Ref:
+        kind = "test"
+
+        def run(self, policy, fn):
+            with torch.no_grad():
+                return fn(policy) - 0.25  # any fixed reference
+
+    results = []
+    for shared in (False, True):
+        batch = PairwiseStage().collator(0, shared_prompt=shared)(pair_items())
+        assert ("segment_ids" in batch) == shared
+        model.zero_grad()
+        sink = Sink()
+        loss = loss_fn(LossContext(sink, Ref()), model, batch)
+        loss.backward()
+        results.append((loss.detach(), sink.values, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (loss_a, metrics_a, grads_a), (loss_b, metrics_b, grads_b) = results
+    torch.testing.assert_close(loss_a, loss_b, atol=1e-5, rtol=1e-5)
+    for key in metrics_a:
+        torch.testing.assert_close(metrics_a[key], metrics_b[key], atol=1e-5, rtol=1e-5, msg=key)
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_reward_loss_equal_in_both_layouts_and_shared_rows_are_shorter():
+    from tunesmith.stages.base import LossContext
+    from tunesmith.stages.preference.pairwise import PairwiseStage
+    from tunesmith.stages.rm import RewardLoss
+
+    model = tiny_lm(head="score")
+    values = []
+    for shared in (False, True):
+        batch = PairwiseStage().collator(0, shared_prompt=shared)(pair_items())
+        sink = Sink()
+        tokens = (batch["segment_ids"] >= 0).sum() if shared else batch["attention_mask"].sum()
+        with torch.no_grad():
+            values.append((RewardLoss()(LossContext(sink), model, batch), sink.values["rewards/chosen"],
+                           int(tokens)))
+    torch.testing.assert_close(values[0][0], values[1][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(values[0][1], values[1][1], atol=1e-5, rtol=1e-5)
+    assert (values[0][2], values[1][2]) == (26, 20)  # each prompt once: 26 - (4 + 2) real tokens

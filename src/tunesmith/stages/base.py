@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-LOOPS = ("trainer", "rollout")  # transformers' Trainer (train/trainer.py), or the RL rollout loop (train/rl/)
+LOOPS = ("trainer", "rollout", "grpo")  # transformers' Trainer (train/trainer.py), or the RL loops (train/rl/)
 HEADS = ("lm", "score")  # the causal LM head, or a one-output sequence-classification head (reward models)
 
 
@@ -65,6 +65,8 @@ class Stage:
     - ``packs``: its examples may share rows of cutoff_len (on by default, `packing: false` turns it off);
     - ``model_head``: ``lm`` or ``score`` (a reward model's one-output head);
     - ``loop``: ``trainer`` (transformers' Trainer) or ``rollout`` (generation, rewards, policy updates);
+    - ``shares_prompts``: its sequences are replies to one prompt (a pair, a group), so the run plan may lay
+      them out as one row per prompt (``collator(pad, shared_prompt=True)``);
     - ``collator``: None for the causal-LM collator the run plan configures;
     - ``loss``: None for the causal-LM loss (standard or chunked, as the run plan decides);
     - ``needs_reference``: whether the loss compares with a frozen reference policy.
@@ -75,8 +77,9 @@ class Stage:
     packs: ClassVar[bool] = False
     model_head: ClassVar[str] = "lm"
     loop: ClassVar[str] = "trainer"
+    shares_prompts: ClassVar[bool] = False
 
-    def collator(self, pad_token_id: int) -> Any:
+    def collator(self, pad_token_id: int, shared_prompt: bool = False) -> Any:
         return None
 
     def loss(self, cfg: Any) -> StageLoss | None:

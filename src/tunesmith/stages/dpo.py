@@ -10,7 +10,7 @@ they apply).
 from __future__ import annotations
 
 from .base import LossContext
-from .preference.forward import logps_of
+from .preference.forward import pair_logps
 from .preference.pairwise import PairwiseStage
 from .preference.losses import REFERENCE_FREE, dpo_loss, orpo_loss, reply_nll, simpo_loss
 
@@ -25,8 +25,7 @@ class DPOLoss:
         self.ld_alpha = pref.ld_alpha
 
     def policy_logps(self, model, inputs):
-        return logps_of(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"], self.kind,
-                        self.ld_alpha)
+        return pair_logps(model, inputs, self.kind, self.ld_alpha)
 
     def reference_logps(self, ctx: LossContext, model, inputs):
         if "ref_logps" in inputs:

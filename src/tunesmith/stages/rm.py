@@ -11,14 +11,14 @@ Logged: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies (t
 from __future__ import annotations
 
 from .base import LossContext
-from .preference.forward import last_token_scores
+from .preference.forward import pair_scores
 from .preference.pairwise import PairwiseStage
 from .preference.losses import pairwise_reward_loss
 
 
 class RewardLoss:
     def __call__(self, ctx: LossContext, model, inputs):
-        scores = last_token_scores(model, inputs["input_ids"], inputs["attention_mask"])
+        scores = pair_scores(model, inputs)
         half = scores.shape[0] // 2
         chosen, rejected = scores[:half], scores[half:]
         loss = pairwise_reward_loss(chosen, rejected).mean()

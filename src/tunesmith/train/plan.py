@@ -45,6 +45,8 @@ class RunPlan:
     reference: str | None  # what the reference policy is, or None
     reference_precomputed: bool
     gradient_checkpointing: bool
+    shared_prompt: bool = False  # a prompt's replies share one row (stages/preference/shared_prompt.py)
+    shared_prompt_reason: str = ""
 
     def summary(self) -> str:
         rows = [("stage", f"{self.stage} ({self.data_kind} data, {self.model_head} head, {self.loop} loop)"),
@@ -62,6 +64,9 @@ class RunPlan:
                  + (f", {self.reference_dtype}" if self.reference else "")
                  + (", log-probs precomputed" if self.reference_precomputed else "")),
                 ("activation checkpointing", "on" if self.gradient_checkpointing else "off")]
+        if self.shared_prompt_reason:
+            rows.append(("prompt rows", ("shared: " if self.shared_prompt else "one per reply: ")
+                         + self.shared_prompt_reason))
         width = max(len(k) for k, _ in rows)
         return "run plan:\n" + "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
 
@@ -194,6 +199,7 @@ def make_plan(cfg: Config, stage: Stage) -> RunPlan:
 
     from ..data.kinds import get_kind
     from ..model.attention import VARLEN_IMPLEMENTATIONS, choose_attention
+    from ..stages.preference.shared_prompt import layout_choice
 
     cuda = torch.cuda.is_available()
     kind = get_kind(stage.data_kind)
@@ -207,6 +213,8 @@ def make_plan(cfg: Config, stage: Stage) -> RunPlan:
     config = model_config(cfg)
     loss, why = loss_path(cfg, stage, config.get("text_config") or config)
     reference = reference_placement(cfg, stage)
+    shared, shared_why = layout_choice(attention, {**config, **(config.get("text_config") or {})}) \
+        if stage.shares_prompts else (False, "")
     tokens = cfg.tokens
     return RunPlan(
         stage=stage.name, loop=stage.loop, data_kind=kind.name, model_head=stage.model_head,
@@ -221,4 +229,5 @@ def make_plan(cfg: Config, stage: Stage) -> RunPlan:
         token_weights=bool(tokens.token_loss_weights) or tokens.extra_id_loss_weight is not None,
         reference=reference,
         reference_precomputed=reference is not None and cfg.preference.precompute_ref_log_probs,
-        gradient_checkpointing=bool(checkpointing_arguments(cfg).get("gradient_checkpointing")))
+        gradient_checkpointing=bool(checkpointing_arguments(cfg).get("gradient_checkpointing")),
+        shared_prompt=shared, shared_prompt_reason=shared_why)

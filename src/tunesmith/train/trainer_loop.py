@@ -152,7 +152,8 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
     stage_loss = stage.loss(cfg)
     token_weights = loss_weights(tokenizer, cfg.tokens, policy.embedding_rows)
     head_loss = chunked_head_loss(cfg, plan, model, args, token_weights) if plan.loss != "stage" else None
-    own = stage.collator(tokenizer.pad_token_id)  # a stage's own batches serve training and evaluation alike
+    own = stage.collator(tokenizer.pad_token_id, shared_prompt=True) if plan.shared_prompt else \
+        stage.collator(tokenizer.pad_token_id)  # a stage's own batches serve training and evaluation alike
     collator = own or causal_lm_collator(plan, tokenizer.pad_token_id, head_loss is not None)
     eval_collator = own or causal_lm_collator(plan, tokenizer.pad_token_id, head_loss is not None, training=False)
     reference = build_reference(cfg, plan, model)

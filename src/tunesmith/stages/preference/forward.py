@@ -7,6 +7,7 @@ import torch
 from ...model.compat import accepts_logits_to_keep, peft_base
 from ...types import IGNORE_INDEX
 from .losses import AVERAGED, sequence_logps
+from .shared_prompt import last_positions, reply_logits_and_labels, reply_token_logps, shared_forward
 
 
 def reply_lengths(labels: torch.Tensor) -> torch.Tensor:
@@ -53,6 +54,41 @@ def logps_of(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, label
     if loss_kind in AVERAGED:
         logps = logps / lengths.clamp_min(1)
     return logps, lengths, logits, labels
+
+
+def pair_logps(model, inputs: dict, loss_kind: str, ld_alpha: float | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``logps_of`` for a pair batch in either layout: 2B separate rows, or B shared-prompt rows (then the
+    logits and labels returned are the chosen replies', laid out as rows of their own)."""
+    if "segment_ids" not in inputs:
+        return logps_of(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"], loss_kind, ld_alpha)
+    length = inputs["input_ids"].shape[1]
+    keep = length - max(int(inputs["prompt_lengths"].min()) - 1, 0)
+    extra = {"logits_to_keep": keep} if keep < length and accepts_logits_to_keep(model) else {}
+    logits = shared_forward(model, inputs, **extra).logits
+    offset = length - logits.shape[1]
+    token_logps, mask = reply_token_logps(logits, inputs, offset=offset)
+    lengths = mask.sum(-1).long()
+    half = lengths.shape[0] // 2
+    if ld_alpha is not None:  # LD-DPO, as sequence_logps: tokens beyond the shorter reply weigh ld_alpha
+        shorter = torch.minimum(lengths[:half], lengths[half:])
+        rank = mask.cumsum(-1)
+        mask = torch.where(rank <= torch.cat((shorter, shorter))[:, None], 1.0, ld_alpha) * mask
+    logps = (token_logps * mask).sum(-1)
+    if loss_kind in AVERAGED:
+        logps = logps / lengths.clamp_min(1)
+    chosen_logits, chosen_labels = reply_logits_and_labels(logits, inputs, torch.arange(half, device=logits.device),
+                                                           offset=offset)
+    return logps, lengths, chosen_logits, chosen_labels
+
+
+def pair_scores(model, inputs: dict) -> torch.Tensor:
+    """(2B,) reward-model scores of a pair batch in either layout (chosen, then rejected)."""
+    if "segment_ids" not in inputs:
+        return last_token_scores(model, inputs["input_ids"], inputs["attention_mask"])
+    hidden = shared_forward(model, inputs, output_hidden_states=True).hidden_states[-1]
+    rows, positions = last_positions(inputs)
+    return score_head(model)(hidden[rows, positions]).squeeze(-1).float()
 
 
 def last_token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
