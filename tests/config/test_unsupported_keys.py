@@ -26,11 +26,11 @@ def error_of(**kw) -> str:
 
 
 def test_several_unsupported_and_unknown_keys_are_reported_together():
-    message = error_of(use_galore=True, galore_rank=16, pissa_init=True, use_dft_loss=True,
+    message = error_of(use_galore=True, galore_rank=16, shift_attn=True, mixture_of_depths="convert",
                        tensor_model_parallel_size=2, ray_num_workers=4, use_kt=True, sglang_maxlen=4096,
                        lerning_rate=1e-4)
     assert message.startswith("test.yaml: 9 keys that cannot be used:\n")
-    for key in ("use_galore", "galore_rank", "pissa_init", "use_dft_loss", "tensor_model_parallel_size",
+    for key in ("use_galore", "galore_rank", "shift_attn", "mixture_of_depths", "tensor_model_parallel_size",
                 "ray_num_workers", "use_kt", "sglang_maxlen"):
         assert f"`{key}`" in message
     assert "  `use_galore`, `galore_rank`: LLaMA-Factory options that tunesmith does not support (optimizer: GaLore)" \
@@ -49,7 +49,6 @@ def test_several_unsupported_and_unknown_keys_are_reported_together():
     ("oft_rank", 8, "(PEFT method: OFT); use `finetuning_type: lora`"),
     ("use_llama_pro", True, "(PEFT method: LLaMA Pro block expansion)"),
     ("pref_bco_weight", 0.5, "(loss variant: BCO term of the DPO loss); use `pref_loss`"),
-    ("use_asft_loss", True, "(loss variant: ASFT loss)"),
     ("tensor_model_parallel_size", 2, "(distributed engine: Megatron-Core, LLaMA-Factory's USE_MCA=1"),
     ("pipeline_model_parallel_size", 4, "(distributed engine: Megatron-Core"),
     ("use_mca", True, "(distributed engine: Megatron-Core"),

@@ -138,6 +138,12 @@ class FinetuningArgs:
     use_dora: bool = opt(False, "Weight-decomposed LoRA (DoRA).")
     create_new_adapter: bool = opt(
         False, "Start a fresh adapter on top of loaded adapters instead of resuming the last.")
+    use_dft_loss: bool = opt(False, "sft: DFT loss, each token's cross-entropy times its (detached) probability.")
+    use_asft_loss: bool = opt(False, "sft: ASFT loss, the DFT loss plus `asft_alpha` x KL(reference || model).")
+    asft_alpha: float = opt(0.1, "ASFT: weight of the KL term.")
+    use_eaft_loss: bool = opt(False, "sft: EAFT loss, each token's cross-entropy times (top-20 entropy / 3) ^ "
+                                     "`eaft_alpha`, detached.")
+    eaft_alpha: float = opt(1.0, "EAFT: exponent of the entropy weight.")
     plot_loss: bool = opt(False, "Write training_loss.png into output_dir.")
     compute_accuracy: bool = opt(False, "sft/pt: report `eval_accuracy` at evaluation, the share of trained next "
                                         "tokens predicted exactly (argmax), averaged per example as in "

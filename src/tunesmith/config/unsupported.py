@@ -30,8 +30,6 @@ USE_OPTIM = ("use `optim` with a transformers optimizer (adamw_torch, adamw_torc
 TRAINER_PARALLELISM = ("tunesmith trains with transformers' Trainer: data parallel across the processes started by "
                        "`torchrun --nproc_per_node N` (or `accelerate launch`), sharded with `deepspeed` (a ZeRO "
                        "JSON config) or `fsdp`; there is no tensor, pipeline, context or expert parallelism")
-STANDARD_LOSS = ("sft trains on the standard token cross-entropy; `token_loss_weights` and `extra_id_loss_weight` "
-                 "weight chosen tokens")
 INFER_BACKENDS = "use `infer_backend: huggingface` or `infer_backend: vllm` (with `vllm_maxlen`, `vllm_gpu_util`, " \
                  "`vllm_config`)"
 KERNELS = ("tunesmith's own speed options do that work: `flash_attn: auto`, `chunked_loss`, `compile_layers` (see "
@@ -79,9 +77,6 @@ UNSUPPORTED: dict[str, Unsupported] = {
     # losses
     **_group("loss variant", "BCO term of the DPO loss", "use `pref_loss` (sigmoid, hinge, ipo, kto_pair, orpo, "
              "simpo) and `pref_ftx`", "pref_bco_weight", off=(0, 0.0)),
-    **_group("loss variant", "DFT loss", STANDARD_LOSS, "use_dft_loss", switch="use_dft_loss"),
-    **_group("loss variant", "ASFT loss", STANDARD_LOSS, "use_asft_loss asft_alpha", switch="use_asft_loss"),
-    **_group("loss variant", "EAFT loss", STANDARD_LOSS, "use_eaft_loss eaft_alpha", switch="use_eaft_loss"),
     **_group("loss variant", "MoE router auxiliary loss coefficient", "set router_aux_loss_coef in the model's "
              "config.json", "moe_aux_loss_coef"),
     # distributed engines

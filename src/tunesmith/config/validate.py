@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .rules_methods import RULES as METHOD_RULES
 from .rules_quantization import EXPORT_RULES as QUANT_EXPORT_RULES
 from .rules_quantization import TRAIN_RULES as QUANT_RULES, USE_RULES as QUANT_USE_RULES
 from .schema import IMPLEMENTED_BACKENDS, Config
@@ -452,6 +453,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     dataset_is_given,
     adapters_only_with_lora,
     lora_values_in_range,
+    *METHOD_RULES,
     freeze_layers_nonzero,
     data_sizes_positive,
     interleave_probs_match,

@@ -10,3 +10,6 @@ class SupervisedStage(Stage):
     name = "sft"
     data_kind = "supervised"
     packs = True
+
+    def needs_reference(self, cfg) -> bool:
+        return cfg.finetuning.use_asft_loss  # ASFT's KL term compares with the starting model

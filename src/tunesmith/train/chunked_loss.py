@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from .loss_variants import EAFT_SCALE, EAFT_TOP_K
+
 # Elements of one chunk's (positions x vocab) float32 logits when the chunk size is automatic: 2 GiB (fewer,
 # larger chunks: the head's weight gradient is accumulated once per chunk).
 AUTO_CHUNK_ELEMENTS = 2**29
@@ -27,25 +29,43 @@ def auto_chunk_size(vocab_size: int) -> int:
     return min(1 << (rows.bit_length() - 1), 8192)
 
 
-def chunk_terms(logits, bias, targets, factor, need_grad: bool, want_stats: bool):
-    """One chunk: (CE (c,), argmax hits (c,) or None, d loss / d logits (c, V) in the logits' dtype or None).
+def chunk_terms(logits, bias, targets, factor, need_grad: bool, want_stats: bool, variant=("ce", 0.0, 0.0)):
+    """One chunk: (CE (c,), the variant's per-position loss ℓ (c,), argmax hits (c,) or None, d loss / d logits
+    (c, V) in the logits' dtype or None).
 
     logits: (c, V) from the matmul; the log-sum-exp and the softmax are float32. The gradient is formed in
     place of the float32 logits (softmax minus one-hot, times each position's factor) to keep one (c, V)
     float32 buffer in eager mode; compiled, the passes fuse into a few kernels.
+    variant: (kind, smoothing, alpha) of train/losses.py LossVariant (kind ce, dft or eaft): dft and eaft
+    scale each position's CE and gradient by a detached weight; smoothing ε adds ε · (p - 1/V) to the
+    gradient of (1 - ε) · CE.
     """
+    kind, smoothing, alpha = variant
     x = logits.float()
     if bias is not None:
         x = x + bias.float()
     lse = torch.logsumexp(x, dim=-1)
     ce = lse - x.gather(1, targets[:, None]).squeeze(1)
     correct = x.argmax(-1) == targets if want_stats else None
+    loss = ce
+    if kind == "dft":
+        weight = torch.exp(-ce)
+        loss, factor = ce * weight, factor * weight
+    elif kind == "eaft":
+        top = x.topk(min(EAFT_TOP_K, x.shape[-1]), dim=-1).values
+        logp = top - torch.logsumexp(top, dim=-1, keepdim=True)
+        weight = (-(logp.exp() * logp).sum(-1) / EAFT_SCALE).pow(alpha)
+        loss, factor = ce * weight, factor * weight
+    elif smoothing:
+        loss = (1.0 - smoothing) * ce + smoothing * (lse - x.mean(-1))
     if not need_grad:
-        return ce, correct, None
+        return ce, loss, correct, None
     x.sub_(lse[:, None]).exp_()
-    x[torch.arange(x.shape[0], device=x.device), targets] -= 1.0
+    x[torch.arange(x.shape[0], device=x.device), targets] -= 1.0 - smoothing
+    if smoothing:
+        x.sub_(smoothing / x.shape[-1])
     x.mul_(factor[:, None])
-    return ce, correct, x.to(logits.dtype)
+    return ce, loss, correct, x.to(logits.dtype)
 
 
 _compiled_terms = None
@@ -62,7 +82,7 @@ def compiled_chunk_terms():
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, position_weights, scale, chunk_size: int, compute_dtype,
-                want_stats: bool, grads: tuple[bool, bool, bool], terms):
+                want_stats: bool, grads: tuple[bool, bool, bool], terms, variant):
         needs_grad = any(grads)
         n = hidden.shape[0]
         w = weight.to(compute_dtype)
@@ -77,8 +97,8 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
             stop = min(start + chunk_size, n)
             h = hidden[start:stop].to(compute_dtype)
             t = targets[start:stop]
-            ce, correct, g = terms(h @ w.t(), bias, t, factor[start:stop], needs_grad, want_stats)
-            total += (ce * factor[start:stop]).sum()
+            ce, loss, correct, g = terms(h @ w.t(), bias, t, factor[start:stop], needs_grad, want_stats, variant)
+            total += (loss * factor[start:stop]).sum()
             if want_stats:
                 ce_all[start:stop] = ce
                 correct_all[start:stop] = correct
@@ -101,15 +121,16 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         out_hidden = grad_hidden * grad_total.to(grad_hidden.dtype) if grad_hidden is not None else None
         out_weight = (grad_weight * grad_total).to(ctx.weight_dtype) if grad_weight is not None else None
         out_bias = (grad_bias * grad_total).to(ctx.bias_dtype) if grad_bias is not None else None
-        return out_hidden, out_weight, out_bias, None, None, None, None, None, None, None, None
+        return out_hidden, out_weight, out_bias, None, None, None, None, None, None, None, None, None
 
 
 def chunked_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                                  scale: torch.Tensor | float, position_weights: torch.Tensor | None = None,
                                  bias: torch.Tensor | None = None, chunk_size: int = 0,
                                  compute_dtype: torch.dtype | None = None, want_stats: bool = False,
-                                 compiled: bool = False):
-    """Σ_t w_t · CE(hidden_t @ weightᵀ + bias, targets_t) · scale, chunk by chunk.
+                                 compiled: bool = False, variant: tuple = ("ce", 0.0, 0.0)):
+    """Σ_t w_t · CE(hidden_t @ weightᵀ + bias, targets_t) · scale, chunk by chunk (with ``variant``, a
+    (kind, smoothing, alpha) of train/losses.py's LossVariant, the variant's ℓ_t instead of CE_t).
 
     hidden: (N, H) the final hidden states of the N trained positions; weight: (V, H) the output head;
     targets: (N,) int64 target ids (all trained); position_weights: (N,) per-position loss weights (None: 1.0);
@@ -131,4 +152,4 @@ def chunked_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, tar
         return _ChunkedLinearCrossEntropy.apply(hidden, weight, bias, targets, position_weights,
                                                 scale.to(device=hidden.device, dtype=torch.float32), chunk,
                                                 compute_dtype or weight.dtype, want_stats, grads,
-                                                compiled_chunk_terms() if compiled else chunk_terms)
+                                                compiled_chunk_terms() if compiled else chunk_terms, variant)

@@ -13,6 +13,7 @@ import torch
 
 from ..model.compat import HeadInputCapture, saved_copies
 from .chunked_loss import chunked_linear_cross_entropy
+from .loss_variants import LossVariant
 from .plan import LOGIT_TRANSFORMS
 
 
@@ -47,15 +48,19 @@ class HeadLoss:
     KEYS = ("loss_index", "loss_targets")
 
     def __init__(self, model, chunk_size: int = 0, compute_dtype: torch.dtype | None = None,
-                 token_weights: torch.Tensor | None = None, compiled: bool = False) -> None:
+                 token_weights: torch.Tensor | None = None, compiled: bool = False, variant=None) -> None:
         self.chunk_size = chunk_size
+        self.variant = variant or LossVariant()  # train/losses.py: ce (with label smoothing), dft or eaft
+        if self.variant.kind == "asft":
+            raise ValueError("the chunked loss does not compute asft (it needs the reference's logits)")
         self.compiled = compiled  # fuse each chunk's softmax passes with torch.compile
         self.compute_dtype = compute_dtype
         self.token_weights = token_weights  # (V,) per-target weights or None
         self.head_input = HeadInputCapture(head_linears(model.get_output_embeddings()))
 
     def __call__(self, model, inputs: dict, scale: torch.Tensor | float, want_stats: bool = False):
-        """(loss, targets, ce, correct): Σ_t w_t · CE_t · scale over the trained positions, and with
+        """(loss, targets, ce, correct): Σ_t w_t · ℓ_t · scale over the trained positions (ℓ_t: the variant's
+        per-token loss, CE_t by default), and with
         ``want_stats`` their per-position CE and argmax hits (else None)."""
         index, targets = inputs.pop("loss_index"), inputs.pop("loss_targets")
         inputs.pop("labels", None)
@@ -70,7 +75,8 @@ class HeadLoss:
         loss, ce, correct = chunked_linear_cross_entropy(
             hidden, head.weight, targets, scale, weights, bias=head.bias, chunk_size=self.chunk_size,
             compute_dtype=self.compute_dtype if self.compute_dtype is not None else head.weight.dtype,
-            want_stats=want_stats, compiled=self.compiled)
+            want_stats=want_stats, compiled=self.compiled,
+            variant=(self.variant.kind, self.variant.smoothing, self.variant.alpha))
         return loss, targets, ce, correct
 
     def remove(self) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..config.schema import Config
 from ..stages.base import Stage
+from .loss_variants import loss_variant
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class RunPlan:
     collator_width: int  # rows padded to at least this many tokens (one shape for compiled layers), 0: none
     loss: str  # stage (the stage's own loss) | chunked | standard
     loss_reason: str
+    loss_variant: str  # the causal-LM loss's per-token term (train/losses.py LossVariant.describe)
     token_weights: bool  # per-token loss weights are configured
     reference: str | None  # what the reference policy is, or None
     reference_precomputed: bool
@@ -58,7 +60,8 @@ class RunPlan:
                 ("attention", self.attention + (" (sequence boundaries from the collator)"
                                                 if self.sequence_boundaries else "")),
                 ("compiled layers", "yes" if self.compile_layers else "no"),
-                ("loss", f"{self.loss} ({self.loss_reason})"),
+                ("loss", f"{self.loss} ({self.loss_reason})"
+                         + (f", {self.loss_variant}" if self.loss != "stage" else "")),
                 ("token weights", "yes" if self.token_weights else "no"),
                 ("reference", (self.reference or "none")
                  + (f", {self.reference_dtype}" if self.reference else "")
@@ -166,6 +169,8 @@ def loss_path(cfg: Config, stage: Stage, text_config: dict) -> tuple[str, str]:
         return "stage", f"stage {stage.name} computes its own loss"
     if not cfg.speed.chunked_loss:
         return "standard", "chunked_loss: false"
+    if cfg.finetuning.use_asft_loss:
+        return "standard", "asft compares the whole distribution with the reference's logits"
     if cfg.training.get("fsdp") or cfg.training.get("deepspeed") or \
             os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
         return "standard", "FSDP/DeepSpeed shard the head's weight outside the forward pass"
@@ -225,7 +230,7 @@ def make_plan(cfg: Config, stage: Stage) -> RunPlan:
         batching=layout, pack=pack, packed_rows=packed_rows, attention=attention,
         sequence_boundaries=attention in VARLEN_IMPLEMENTATIONS and stage.collator(0) is None,
         compile_layers=compiled, collator_width=cfg.data.cutoff_len if layout == "packed" and compiled else 0,
-        loss=loss, loss_reason=why,
+        loss=loss, loss_reason=why, loss_variant=loss_variant(cfg).describe(),
         token_weights=bool(tokens.token_loss_weights) or tokens.extra_id_loss_weight is not None,
         reference=reference,
         reference_precomputed=reference is not None and cfg.preference.precompute_ref_log_probs,

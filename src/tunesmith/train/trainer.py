@@ -16,7 +16,8 @@ from ..data.sampler import PhasedSampler, TokenBudgetBatches
 from ..model.compat import TrainerHooks, rank_aware_batch_sampler_base
 from ..stages.base import LossContext
 from ..types import IGNORE_INDEX
-from .losses import shift_labels, token_weight_correction
+from .loss_variants import LossVariant
+from .losses import shift_labels, token_weight_correction, variant_causal_loss
 from .stage_metrics import StageMetrics
 
 
@@ -67,7 +68,8 @@ class MetricSink:
 class TunesmithTrainer(TrainerHooks, Trainer):
     def __init__(self, *args, phase_sizes: list[int] | None = None, shuffle: bool = True, token_weights=None,
                  special_meter=None, stage_loss=None, reference=None, head_loss=None,
-                 train_batches: TokenBudgetBatchSampler | None = None, eval_collator=None, **kwargs) -> None:
+                 train_batches: TokenBudgetBatchSampler | None = None, eval_collator=None, loss_variant=None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.eval_collator = eval_collator or self.data_collator  # evaluation batches: one example per row
         self.phase_sizes = phase_sizes
@@ -77,6 +79,7 @@ class TunesmithTrainer(TrainerHooks, Trainer):
         self.stage_loss = stage_loss  # the stage's own loss, or None for the causal-LM loss
         self.head_loss = head_loss  # train.head_loss.HeadLoss (the chunked causal-LM loss), or None
         self.train_batches = train_batches  # token-budget batches, or None for per_device_train_batch_size
+        self.loss_variant = loss_variant or LossVariant()  # the causal-LM loss's per-token loss (train/losses.py)
         self.metrics = StageMetrics()
         self.loss_context = LossContext(MetricSink(self), reference, token_weights)
         self.guard = FiniteGuard()
@@ -205,6 +208,8 @@ class TunesmithTrainer(TrainerHooks, Trainer):
             return (loss, None) if return_outputs else loss
         if self.head_loss is not None and "loss_index" in inputs:
             return self.chunked_loss(model, inputs, return_outputs, num_items_in_batch)
+        if not self.loss_variant.plain:
+            return self.variant_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.token_weights is None and self.special_meter is None:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
@@ -220,4 +225,21 @@ class TunesmithTrainer(TrainerHooks, Trainer):
         # the same factor super() applied to the standard term (token averaging across processes)
         scale = self.token_average_scale(num_items_in_batch)
         loss = loss + scale * token_weight_correction(outputs.logits, labels, self.token_weights, denominator)
+        return (loss, outputs) if return_outputs else loss
+
+    def variant_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """A loss variant (label smoothing, dft, eaft, asft) from the full logits, normalised as the standard loss;
+        asft's KL term reads the reference's logits of the same batch."""
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        ref_logits = None
+        if self.loss_variant.kind == "asft":
+            ref_logits = self.loss_context.reference.run(model, lambda reference: reference(**inputs).logits)
+        if self.special_meter is not None and model.training:
+            self.special_meter.update(outputs.logits.detach(), labels)
+        denominator = num_items_in_batch
+        if num_items_in_batch is None:
+            denominator = (shift_labels(labels) != IGNORE_INDEX).sum()
+        loss = self.token_average_scale(num_items_in_batch) * variant_causal_loss(
+            outputs.logits, labels, self.loss_variant, denominator, self.token_weights, ref_logits)
         return (loss, outputs) if return_outputs else loss

@@ -10,6 +10,7 @@ from ..config.errors import ConfigError
 from ..config.schema import Config
 from ..model.compat import is_compile_error
 from ..stages.base import Stage
+from .loss_variants import loss_variant
 from .plan import RunPlan
 from .setup import Policy, RunResult, build_reference, run_settings, training_arguments
 
@@ -41,7 +42,8 @@ def chunked_head_loss(cfg: Config, plan: RunPlan, model, args, token_weights):
         raise RuntimeError(f"the run plan chose the chunked loss but the loaded model cannot serve it ({reason}); "
                            "set `chunked_loss: false` and please report this")
     dtype = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None  # autocast's matmul dtype
-    return HeadLoss(model, cfg.speed.loss_chunk_size, dtype, token_weights, compiled=plan.compile_layers)
+    return HeadLoss(model, cfg.speed.loss_chunk_size, dtype, token_weights, compiled=plan.compile_layers,
+                    variant=loss_variant(cfg))
 
 
 def token_budget_batches(cfg: Config, data, args):
@@ -181,7 +183,8 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
         callbacks=[*([GateCallback(policy.gates)] if policy.gates else []), *phase_log, *callbacks],
         phase_sizes=data.phase_sizes, shuffle=not cfg.data.disable_shuffling, token_weights=token_weights,
         special_meter=SpecialTokenMeter(list(special.values())) if special else None, stage_loss=stage_loss,
-        reference=reference, head_loss=head_loss, train_batches=batches, eval_collator=eval_collator, **metrics)
+        reference=reference, head_loss=head_loss, train_batches=batches, eval_collator=eval_collator,
+        loss_variant=loss_variant(cfg), **metrics)
     train_loss = train(trainer, plan, resume)
     trainer.save_model(cfg.output_dir)
     trainer.save_state()
