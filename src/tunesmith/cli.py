@@ -19,6 +19,7 @@ commands:
   export      merge adapters and write a plain model: tunesmith export cfg.yaml|OUTPUT_DIR export_dir=DIR [...]
   eval        score a multiple-choice exam (MMLU/CMMLU/C-Eval layout): tunesmith eval cfg.yaml|MODEL task=mmlu_test
   tiny-model  build a small offline model with its own BPE tokenizer: tunesmith tiny-model OUT_DIR [options]
+  llama-pro   add LLaMA Pro blocks: tunesmith llama-pro --model_name_or_path M --output_dir D --num_expand N
   env         print versions of tunesmith, Python, torch and the libraries it builds on
   version     print tunesmith's version
 
@@ -193,6 +194,12 @@ def cmd_tiny_model(argv: list[str]) -> int:
     return 0
 
 
+def cmd_llama_pro(argv: list[str]) -> int:
+    from .model.llama_pro import main as expand
+
+    return expand(argv)
+
+
 def cmd_env(argv: list[str]) -> int:
     import importlib.metadata as md
     import platform
@@ -267,6 +274,10 @@ def command_help(name: str) -> str:
 
     if name == "tiny-model":
         return tiny_model_parser().format_help()
+    if name == "llama-pro":
+        from .model.llama_pro import parser
+
+        return parser().format_help()
     usage, about, options, sections, training = HELP[name]
     lines = [f"usage: {usage}", "", *textwrap.wrap(about, 100)]
     if options:
@@ -289,7 +300,7 @@ def _print_help(text: str) -> int:
 
 COMMANDS = {"train": cmd_train, "data": cmd_data, "chat": cmd_chat, "api": cmd_api, "export": cmd_export,
             "eval": cmd_eval,
-            "tiny-model": cmd_tiny_model, "env": cmd_env, "version": cmd_version}
+            "tiny-model": cmd_tiny_model, "llama-pro": cmd_llama_pro, "env": cmd_env, "version": cmd_version}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
-"""Config rules of the sft loss variants (DFT, ASFT, EAFT, label smoothing), as LLaMA-Factory states them, plus
-the combinations tunesmith refuses instead of silently dropping one side."""
+"""Config rules of the PEFT variants (OFT, PiSSA, LLaMA Pro, DoRA, rsLoRA) and the sft loss variants (DFT, ASFT,
+EAFT, label smoothing), as LLaMA-Factory states them, plus the combinations tunesmith refuses instead of
+silently dropping one side."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from .errors import ConfigError
 from .schema import Config
 
 Origins = dict[str, str]
+ADAPTER_TYPES = ("lora", "oft")  # finetuning types that train a peft adapter
 
 
 def _where(origins: Origins, *keys: str) -> str:
@@ -45,4 +47,60 @@ def loss_variants_fit(cfg: Config, origins: Origins) -> None:
             raise ConfigError(f"{_where(origins, key)}: `{key}` must be >= 0, got {getattr(ft, key)}")
 
 
-RULES = (loss_variants_fit,)
+def peft_variants_fit(cfg: Config, origins: Origins) -> None:
+    """LLaMA-Factory's rules: DoRA, rsLoRA and PiSSA are LoRA options; OFT takes exactly one of oft_rank and
+    oft_block_size; LLaMA Pro needs freeze, lora or oft and the number of inserted blocks."""
+    ft = cfg.finetuning
+    if ft.finetuning_type != "lora":
+        for key in ("use_dora", "use_rslora", "pissa_init"):
+            if getattr(ft, key):
+                raise ConfigError(f"{_where(origins, key)}: `{key}` is an option of `finetuning_type: lora`, not "
+                                  f"{ft.finetuning_type}; remove it")
+    if ft.pissa_convert and not ft.pissa_init:
+        raise ConfigError(f"{_where(origins, 'pissa_convert')}: `pissa_convert` converts a PiSSA adapter; it needs "
+                          "`pissa_init: true`")
+    if ft.pissa_init and ft.use_dora:
+        raise ConfigError(f"{_where(origins, 'pissa_init')}: `pissa_init` and `use_dora` do not combine (peft); "
+                          "choose one")
+    if ft.pissa_init and cfg.model.quantization_bit is not None:
+        raise ConfigError(f"{_where(origins, 'pissa_init')}: `pissa_init` needs the full-precision weights to split "
+                          "(PiSSA cannot initialise on a quantized model, as in LLaMA-Factory); remove "
+                          "`quantization_bit` or `pissa_init`")
+    if ft.pissa_init and ft.pissa_iter < -1:
+        raise ConfigError(f"{_where(origins, 'pissa_iter')}: `pissa_iter` must be -1 (exact SVD) or the number of "
+                          f"fast-SVD iterations (>= 0), got {ft.pissa_iter}")
+    if ft.pissa_init and adapter_off_reference(cfg):
+        raise ConfigError(f"{_where(origins, 'pissa_init')}: `pissa_init` cannot be used here: the reference would "
+                          "be the model with its adapter switched off, which for PiSSA is the residual, not the "
+                          "original model (LLaMA-Factory refuses PiSSA for ppo, kto and dpo with a reference); "
+                          "train without PiSSA, or give `ref_model`")
+    if ft.finetuning_type == "oft":
+        if (ft.oft_rank == 0) == (ft.oft_block_size == 0):
+            raise ConfigError(f"{_where(origins, 'oft_rank', 'oft_block_size')}: OFT takes exactly one of "
+                              f"`oft_rank` and `oft_block_size` (the other 0), got oft_rank {ft.oft_rank} and "
+                              f"oft_block_size {ft.oft_block_size}")
+        if min(ft.oft_rank, ft.oft_block_size) < 0:
+            raise ConfigError(f"{_where(origins, 'oft_rank', 'oft_block_size')}: `oft_rank` and `oft_block_size` "
+                              "must be >= 0")
+        if not 0.0 <= ft.module_dropout < 1.0:
+            raise ConfigError(f"{_where(origins, 'module_dropout')}: `module_dropout` must be in [0, 1), got "
+                              f"{ft.module_dropout}")
+    if ft.use_llama_pro:
+        if ft.finetuning_type == "full":
+            raise ConfigError(f"{_where(origins, 'use_llama_pro')}: `use_llama_pro` trains only the inserted blocks; "
+                              "it needs `finetuning_type: freeze`, lora or oft, not full")
+        if ft.freeze_trainable_layers <= 0:
+            raise ConfigError(f"{_where(origins, 'freeze_trainable_layers')}: with `use_llama_pro`, "
+                              "`freeze_trainable_layers` is the number of blocks `tunesmith llama-pro` inserted "
+                              f"(`num_expand`), so it must be positive, got {ft.freeze_trainable_layers}")
+
+
+def adapter_off_reference(cfg: Config) -> bool:
+    """The run compares with a reference that would be the policy with its adapter switched off."""
+    if cfg.finetuning.finetuning_type not in ADAPTER_TYPES or cfg.preference.ref_model:
+        return False
+    dpo_reference = cfg.stage == "dpo" and cfg.preference.pref_loss not in ("orpo", "simpo")
+    return cfg.stage in ("ppo", "kto") or dpo_reference or (cfg.stage == "sft" and cfg.finetuning.use_asft_loss)
+
+
+RULES = (loss_variants_fit, peft_variants_fit)

@@ -138,6 +138,18 @@ class FinetuningArgs:
     use_dora: bool = opt(False, "Weight-decomposed LoRA (DoRA).")
     create_new_adapter: bool = opt(
         False, "Start a fresh adapter on top of loaded adapters instead of resuming the last.")
+    pissa_init: bool = opt(False, "lora: initialise the adapter from the principal singular values of each weight "
+                                  "(PiSSA); the base keeps the residual, so the model's output starts unchanged.")
+    pissa_iter: int = opt(16, "PiSSA: iterations of the fast randomised SVD (-1: exact SVD).")
+    pissa_convert: bool = opt(False, "PiSSA: save the trained adapter converted to a plain LoRA adapter that "
+                                     "applies to the original base model.")
+    oft_rank: int = opt(0, "oft: number of orthogonal blocks per layer (0: set by oft_block_size).")
+    oft_block_size: int = opt(32, "oft: size of each orthogonal block (0: set by oft_rank).")
+    oft_target: tuple[str, ...] = opt(("all",), "oft: accepted as in LLaMA-Factory, where OFT's targets come from "
+                                                "`lora_target`.", list_sep=True)
+    module_dropout: float = opt(0.0, "oft: probability of dropping a whole orthogonal block while training.")
+    use_llama_pro: bool = opt(False, "LLaMA Pro: train only the blocks `tunesmith llama-pro` inserted "
+                                     "(`freeze_trainable_layers` = how many; freeze or lora).")
     use_dft_loss: bool = opt(False, "sft: DFT loss, each token's cross-entropy times its (detached) probability.")
     use_asft_loss: bool = opt(False, "sft: ASFT loss, the DFT loss plus `asft_alpha` x KL(reference || model).")
     asft_alpha: float = opt(0.1, "ASFT: weight of the KL term.")

@@ -55,12 +55,6 @@ MEGATRON_KEYS = """
 
 UNSUPPORTED: dict[str, Unsupported] = {
     # PEFT methods and LoRA variants
-    **_group("PEFT method", "OFT", "use `finetuning_type: lora` (with `use_dora` or `use_rslora` for its variants), "
-             "`freeze` or `full`", "oft_rank oft_block_size oft_target module_dropout"),
-    **_group("PEFT method", "LLaMA Pro block expansion", "use `finetuning_type: freeze` (`freeze_trainable_layers: N` "
-             "trains the last N layers) or `lora`", "use_llama_pro", switch="use_llama_pro"),
-    **_group("LoRA initialisation", "PiSSA", "LoRA adapters start from peft's default initialisation (A random, "
-             "B zero)", "pissa_init pissa_iter pissa_convert", switch="pissa_init"),
     **_group("optimizer", "LoRA+ learning rates", "every trainable weight uses `learning_rate`",
              "loraplus_lr_ratio loraplus_lr_embedding", switch="loraplus_lr_ratio"),
     # optimizers

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .rules_methods import RULES as METHOD_RULES
+from .rules_methods import ADAPTER_TYPES, RULES as METHOD_RULES
 from .rules_quantization import EXPORT_RULES as QUANT_EXPORT_RULES
 from .rules_quantization import TRAIN_RULES as QUANT_RULES, USE_RULES as QUANT_USE_RULES
 from .schema import IMPLEMENTED_BACKENDS, Config
@@ -40,17 +40,11 @@ def output_dir_is_given(cfg: Config, origins: Origins) -> None:
         raise ConfigError("config: `output_dir` is required: where the trained model, logs and plots go")
 
 
-def finetuning_type_is_supported(cfg: Config, origins: Origins) -> None:
-    if cfg.finetuning.finetuning_type == "oft":
-        raise ConfigError(f"{_where(origins, 'finetuning_type')}: `finetuning_type: oft` is not supported; "
-                          "use full, freeze or lora")
-
-
 def adapters_only_with_lora(cfg: Config, origins: Origins) -> None:
-    if cfg.model.adapter_name_or_path and cfg.finetuning.finetuning_type != "lora":
+    if cfg.model.adapter_name_or_path and cfg.finetuning.finetuning_type not in ADAPTER_TYPES:
         raise ConfigError(f"{_where(origins, 'adapter_name_or_path')}: `adapter_name_or_path` needs "
-                          f"`finetuning_type: lora` (got {cfg.finetuning.finetuning_type}); merge the adapter first "
-                          "to fine-tune it in full or freeze mode")
+                          f"`finetuning_type: lora` or oft (got {cfg.finetuning.finetuning_type}); merge the adapter "
+                          "first to fine-tune it in full or freeze mode")
 
 
 def lora_values_in_range(cfg: Config, origins: Origins) -> None:
@@ -449,7 +443,6 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     model_is_given,
     output_dir_is_given,
     trains_something,
-    finetuning_type_is_supported,
     dataset_is_given,
     adapters_only_with_lora,
     lora_values_in_range,
@@ -482,7 +475,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
 TRAINING_ONLY = (output_dir_is_given, trains_something, ppo_starts_fresh, deepspeed_is_usable)
 
 # chat / api / export use a trained model: no data, no training rules.
-USING_A_MODEL = (model_is_given, finetuning_type_is_supported, backend_is_implemented, generating_values_in_range,
+USING_A_MODEL = (model_is_given, backend_is_implemented, generating_values_in_range,
                  vllm_config_is_mapping, api_port_in_range)
 PURPOSES: dict[str, tuple[Callable[[Config, Origins], None], ...]] = {
     "train": RULES,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..config.errors import ConfigError
 from ..config.schema import Config
+from ..model.peft_variants import refuse_residual_adapter
 from ..utils.run_card import RUN_CARD  # written by training (train/save.py) and by export
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def resolve_source(cfg: Config) -> ModelSource:
         if not is_adapter_dir(adapter):
             raise ConfigError(f"`adapter_name_or_path`: {adapter} has no adapter_config.json, so it is not a peft "
                               "adapter (a full fine-tune goes in `model_name_or_path`)")
+        refuse_residual_adapter(adapter)
         adapter_card = read_card(adapter)
         if adapter_card is not None and adapter != path:
             for earlier in adapter_card.get("adapters_merged_before_training") or []:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from ..config.errors import ConfigError
 from ..config.schema import Config
+from ..model.peft_variants import adapter_kind
 from .engine import Engine, Reply, Sampling
 from ..templates.stops import stop_token_ids
 from .load import inference_dtype, load_tokenizer_and_template
@@ -36,6 +37,10 @@ class VllmEngine(Engine):
         if len(source.adapters) > 1 or (source.adapters and resized):
             raise ConfigError("vllm serves a model with at most one LoRA adapter and an unchanged vocabulary; merge "
                               "the adapters first (`tunesmith export ... export_dir=DIR`) and serve DIR")
+        for adapter in source.adapters:
+            if (kind := adapter_kind(adapter)) != "lora":
+                raise ConfigError(f"vllm serves plain LoRA adapters, and {adapter} is a {kind} adapter; merge it "
+                                  "first (`tunesmith export ... export_dir=DIR`) and serve DIR")
         tokenizer, template, default_system = load_tokenizer_and_template(cfg, source)
         super().__init__(cfg, tokenizer, template, stop_token_ids(tokenizer, template), default_system,
                          cfg.infer.vllm_maxlen)

@@ -1,4 +1,5 @@
-"""Fine-tuning methods: which weights train. full | freeze (selected layers) | lora (peft adapters)."""
+"""Fine-tuning methods: which weights train. full | freeze (selected layers) | lora, oft (peft adapters; their
+variants in model/peft_variants.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 
 from ..config.errors import ConfigError
 from ..config.schema import FinetuningArgs, ModelArgs
+from .peft_variants import adapter_config, describe, llama_pro_layer_ids, llama_pro_targets, refuse_residual_adapter
 from .quantize import is_quantized_linear
 
 logger = logging.getLogger(__name__)
@@ -37,7 +39,10 @@ def apply_full(model) -> None:
 def apply_freeze(model, args: FinetuningArgs) -> list[str]:
     """Train the selected layers (all or named sub-modules) plus ``freeze_extra_modules``; freeze the rest."""
     prefix, n_layers = decoder_layers(model)
-    layer_ids = select_freeze_layers(n_layers, args.freeze_trainable_layers)
+    if args.use_llama_pro:  # only the blocks `tunesmith llama-pro` inserted
+        layer_ids = llama_pro_layer_ids(n_layers, args.freeze_trainable_layers)
+    else:
+        layer_ids = select_freeze_layers(n_layers, args.freeze_trainable_layers)
     modules = args.freeze_trainable_modules
     if "all" in modules:
         patterns = [f"{prefix}.{i}." for i in layer_ids]
@@ -100,14 +105,16 @@ def embedding_module_names(model) -> list[str]:
 
 def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable: bool = True,
                train_embeddings: bool = False):
-    """Load adapters (all but the last merged; the last resumed) or create a new one."""
-    from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+    """Load adapters (all but the last merged; the last resumed) or create a new one (lora or oft)."""
+    from peft import PeftModel, TaskType, get_peft_model
 
     adapters = list(model_args.adapter_name_or_path)
     resume = adapters[-1] if adapters and is_trainable and not args.create_new_adapter else None
     to_merge = adapters[:-1] if resume else adapters
     if not is_trainable:
         to_merge, resume = adapters, None
+    for path in adapters:
+        refuse_residual_adapter(path)
     for path in to_merge:
         model = PeftModel.from_pretrained(model, path).merge_and_unload()
         logger.info("merged adapter %s into the base weights", path)
@@ -118,24 +125,18 @@ def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable:
     if not is_trainable:
         return model
     targets = lora_target_modules(model, args.lora_target)
+    if args.use_llama_pro:
+        targets = llama_pro_targets(model, *decoder_layers(model), args.freeze_trainable_layers, targets)
     embeddings = embedding_module_names(model) if train_embeddings else []
     tied = bool(getattr(model.config, "tie_word_embeddings", False))
-    config = LoraConfig(
-        task_type=TaskType.SEQ_CLS if has_score_head(model) else TaskType.CAUSAL_LM,  # SEQ_CLS trains the head
-        r=args.lora_rank,
-        lora_alpha=args.lora_alpha if args.lora_alpha is not None else args.lora_rank * 2,
-        lora_dropout=args.lora_dropout,
-        target_modules=targets,
-        modules_to_save=(list(args.additional_target) + embeddings) or None,
-        ensure_weight_tying=tied and bool(embeddings),  # a tied head trains together with the input embedding
-        use_rslora=args.use_rslora,
-        use_dora=args.use_dora,
-    )
+    config = adapter_config(args, targets, (list(args.additional_target) + embeddings) or None,
+                            TaskType.SEQ_CLS if has_score_head(model) else TaskType.CAUSAL_LM,  # SEQ_CLS: head trains
+                            tie_embeddings=tied and bool(embeddings))
     try:
         model = get_peft_model(model, config)
     except ValueError as err:
-        raise ConfigError(f"`lora_target`: {err}") from None
-    logger.info("lora: rank %d, alpha %s, targets %s", args.lora_rank, config.lora_alpha, ", ".join(targets))
+        raise ConfigError(f"`lora_target` ({args.finetuning_type}): {err}") from None
+    logger.info("%s; targets %s", describe(args, config), ", ".join(targets))
     if embeddings:
         logger.info("Vocab has been resized: %s train in full and are saved with the adapter%s",
                     ", ".join(embeddings), " (tied output head included)" if tied else "")
@@ -152,7 +153,7 @@ def apply_new_rows_only(model, finetuning_type: str, new_ids: list[int]):
     if not new_ids:
         raise ConfigError("`train_new_tokens_only` needs tokens to add (add_special_tokens, add_tokens, "
                           "add_extra_id_tokens, ...)")
-    if finetuning_type == "lora":
+    if finetuning_type in ("lora", "oft"):
         from peft import TrainableTokensConfig, get_peft_model
 
         config = TrainableTokensConfig(target_modules=embedding_module_names(model), token_indices=list(new_ids))
@@ -183,6 +184,6 @@ def apply_method(model, model_args: ModelArgs, args: FinetuningArgs, train_embed
                                                               model.get_output_embeddings()) if m}.values():
                 weight.requires_grad_(True)
             logger.info("Vocab has been resized: the embeddings train too")
-    elif args.finetuning_type == "lora":
+    elif args.finetuning_type in ("lora", "oft"):
         model = apply_lora(model, model_args, args, train_embeddings=train_embeddings)
     return model

@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..config.rules_methods import ADAPTER_TYPES
 from ..config.schema import Config
 from ..stages.base import Stage
 from .loss_variants import loss_variant
@@ -153,7 +154,7 @@ def model_config(cfg: Config) -> dict:
 def resumed_adapter_targets(cfg: Config) -> list[str]:
     """Target modules of the adapter training resumes (the last of `adapter_name_or_path`), if any."""
     adapters = cfg.model.adapter_name_or_path
-    if cfg.finetuning.finetuning_type != "lora" or not adapters or cfg.finetuning.create_new_adapter:
+    if cfg.finetuning.finetuning_type not in ADAPTER_TYPES or not adapters or cfg.finetuning.create_new_adapter:
         return []
     path = Path(adapters[-1]) / "adapter_config.json"
     config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
@@ -178,7 +179,7 @@ def loss_path(cfg: Config, stage: Stage, text_config: dict) -> tuple[str, str]:
         value = text_config.get(key)
         if value not in (None, 1, 1.0):
             return "standard", f"the model transforms its logits after the head ({key}={value})"
-    if cfg.finetuning.finetuning_type == "lora":
+    if cfg.finetuning.finetuning_type in ADAPTER_TYPES:
         head = {"lm_head", "embed_out", "output"}
         targets = set(cfg.finetuning.lora_target) | set(resumed_adapter_targets(cfg))
         if cfg.tokens.train_new_tokens_only:
@@ -194,7 +195,7 @@ def reference_placement(cfg: Config, stage: Stage) -> str | None:
         return None
     if cfg.preference.ref_model:
         return f"ref_model {cfg.preference.ref_model}"
-    if cfg.finetuning.finetuning_type == "lora":
+    if cfg.finetuning.finetuning_type in ADAPTER_TYPES:
         return "policy with adapters off"
     return "frozen copy of the starting model"
 

@@ -15,6 +15,7 @@ import logging
 import torch
 
 from ..config.errors import ConfigError
+from ..config.rules_methods import ADAPTER_TYPES
 from ..model.compat import adapters_disabled, is_peft_model
 from ..utils.run_card import embedding_rows_of
 
@@ -96,7 +97,7 @@ def build_reference(pref, finetuning_type: str, policy, load_model_fn, dtype, em
         logger.info("reference model: %s%s (frozen)", pref.ref_model,
                     f" + adapters {', '.join(pref.ref_model_adapters)}" if pref.ref_model_adapters else "")
         return FrozenReference(ref)
-    if finetuning_type == "lora":
+    if finetuning_type in ADAPTER_TYPES:
         if not is_peft_model(policy):
             raise ConfigError("lora reference: the policy has no adapter to switch off")
         logger.info("reference model: the base weights with the lora adapter switched off (no second copy)")

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .. import __version__
+from ..config.rules_methods import ADAPTER_TYPES
 from ..config.schema import Config
 from ..utils.run_card import RUN_CARD
 
@@ -24,7 +25,7 @@ def write_run_card(cfg: Config, output_dir: str | Path, **facts) -> Path:
         "finetuning_type": cfg.finetuning.finetuning_type,
         "base_model": str(Path(model_path).resolve()) if Path(model_path).exists() else model_path,
         "adapters_merged_before_training": list(cfg.model.adapter_name_or_path),
-        "is_adapter": cfg.finetuning.finetuning_type == "lora",
+        "is_adapter": cfg.finetuning.finetuning_type in ADAPTER_TYPES,
         "template": cfg.data.template,
         "cutoff_len": cfg.data.cutoff_len,
         "datasets": list(cfg.data.dataset),

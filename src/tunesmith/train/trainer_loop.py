@@ -9,6 +9,7 @@ from pathlib import Path
 from ..config.errors import ConfigError
 from ..config.schema import Config
 from ..model.compat import is_compile_error
+from ..model.peft_variants import pissa_start, save_pissa_converted
 from ..stages.base import Stage
 from .loss_variants import loss_variant
 from .plan import RunPlan
@@ -185,8 +186,11 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
         special_meter=SpecialTokenMeter(list(special.values())) if special else None, stage_loss=stage_loss,
         reference=reference, head_loss=head_loss, train_batches=batches, eval_collator=eval_collator,
         loss_variant=loss_variant(cfg), **metrics)
+    pissa_start(cfg, model, resume, args.should_save)
     train_loss = train(trainer, plan, resume)
     trainer.save_model(cfg.output_dir)
+    if cfg.finetuning.pissa_convert and args.should_save:
+        save_pissa_converted(model, cfg.output_dir)
     trainer.save_state()
     write_run_card(cfg, cfg.output_dir, plan=plan.as_dict(), settings=run_settings(cfg), trainable_params=policy.trainable_params,
                    total_params=policy.total_params, global_step=trainer.state.global_step, train_loss=train_loss,
