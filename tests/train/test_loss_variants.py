@@ -192,4 +192,24 @@ def test_the_run_plan_shows_the_variant_and_its_path(qwen2_model):
     assert asft.loss == "standard" and "reference" in asft.loss_reason
     assert asft.reference == "frozen copy of the starting model" and "asft (dft + 0.1" in asft.summary()
     assert plan(use_asft_loss=True).reference == "policy with adapters off"  # lora
+    assert plan(use_asft_loss=True, ref_model=str(qwen2_model)).reference == f"ref_model {qwen2_model}"
     assert plan().loss_variant == "cross-entropy" and plan().reference is None
+
+
+@pytest.mark.slow  # ~15 s of compilation on a CPU; the eager variant math is tested above
+def test_compiled_chunk_math_equals_eager_for_the_variants():
+    """The compiled chunk terms (on by default for packed half-precision CUDA training) compute the same."""
+    torch.manual_seed(5)
+    hidden = torch.randn(40, 16, requires_grad=True)
+    weight = torch.randn(200, 16, requires_grad=True)
+    targets = torch.randint(0, 200, (40,))
+    for variant in (("dft", 0.0, 0.0), ("ce", 0.1, 0.0)):
+        out = {}
+        for compiled in (False, True):
+            hidden.grad = weight.grad = None
+            loss, _, _ = chunked_linear_cross_entropy(hidden, weight, targets, 1 / 40, chunk_size=16,
+                                                      compiled=compiled, variant=variant)
+            loss.backward()
+            out[compiled] = (loss.detach(), hidden.grad.clone(), weight.grad.clone())
+        for a, b in zip(out[False], out[True]):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
