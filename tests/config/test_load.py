@@ -86,7 +86,7 @@ def test_llamafactory_gradient_checkpointing_switch(overrides, expected):
     ("learning_rate", "fast", r"`learning_rate` must be a number"),
     ("do_train", "maybe", r"`do_train` must be true or false"),
     ("finetuning_type", "lorra", r"must be one of full, freeze, lora, oft; got 'lorra'; did you mean lora"),
-    ("stage", "grpo", r"must be one of pt, sft, rm, ppo, dpo, kto; got 'grpo'"),
+    ("stage", "bco", r"must be one of pt, sft, rm, ppo, dpo, kto, grpo; got 'bco'"),
     ("lora_rank", 0, r"`lora_rank` must be positive"),
     ("cutoff_len", -1, r"`cutoff_len` must be positive"),
     ("lora_dropout", 1.5, r"`lora_dropout` must be in \[0, 1\)"),

@@ -22,7 +22,8 @@ TRAINING_ARGUMENTS_DOCS = "https://huggingface.co/docs/transformers/main_classes
 Sections = tuple[tuple[str, tuple[str, ...] | None], ...]
 PROMPT_KEYS = ("template", "default_system", "enable_thinking", "tool_format")  # how prompts are rendered
 TRAIN_SECTIONS: Sections = tuple((name, None) for name in ("model", "data", "finetuning", "tokens", "preference",
-                                                           "ppo", "speed", "run", "generating"))
+                                                           "ppo", "grpo", "speed", "run",
+                                                           "generating"))
 DATA_SECTIONS: Sections = tuple((name, None) for name in ("model", "data", "finetuning", "tokens"))
 CHAT_SECTIONS: Sections = (("model", None), ("data", PROMPT_KEYS), ("infer", None), ("generating", None))
 API_SECTIONS: Sections = CHAT_SECTIONS + (("api", None),)

@@ -18,12 +18,14 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, list_se
     return field(default=default, metadata=meta)
 
 
-STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
+STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto", "grpo")
 PREF_LOSSES = ("sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo")
 FINETUNING_TYPES = ("full", "freeze", "lora")
 INFER_BACKENDS = ("huggingface", "vllm", "sglang", "ktransformers")
 IMPLEMENTED_BACKENDS = ("huggingface", "vllm")
 REWARD_MODEL_TYPES = ("lora", "full", "api")
+GRPO_LOSSES = ("grpo", "dr_grpo", "dapo", "bnpo")
+REWARD_SCALINGS = ("group", "batch", "none")
 # templates/tools.py FORMATS, LLaMA-Factory's tool formats (a test keeps them equal)
 TOOL_FORMATS = ("default", "qwen", "llama3", "mistral", "gemma4", "glm4", "glm4_moe", "lfm2", "ling", "minimax1",
                 "minimax2", "qwen3_5", "seed_oss")
@@ -234,6 +236,37 @@ class PPOArgs:
 
 
 @dataclass(frozen=True)
+class GRPOArgs:
+    """Stage grpo: group relative policy optimisation with verifiable rewards (TRL's GRPOConfig names and
+    defaults). Rewards are `reward_funcs` (Python functions, `module:function`, or built-ins) and, when set,
+    the reward model of the ppo section (`reward_model`, `reward_model_type`)."""
+
+    num_generations: int = opt(8, "Completions sampled per prompt (a group); per_device_train_batch_size x "
+                                  "gradient_accumulation_steps completions must be a multiple of it.")
+    max_completion_length: int = opt(512, "Maximum tokens of a generated completion.")
+    reward_funcs: tuple[str, ...] = opt(
+        (), "Reward functions, comma-separated: `module:function` (called as f(prompts, completions, "
+            "completion_ids, solution, **columns) -> list of floats or None), or the built-ins `accuracy` (the "
+            "completion's answer equals the dataset's reply) and `format` (`<think>...</think><answer>...</answer>`).",
+        list_sep=True)
+    reward_weights: tuple[float, ...] = opt((), "Weight of each reward (reward_funcs in order, then the reward "
+                                                "model); default 1.0 each.", list_sep=True)
+    scale_rewards: str = opt("group", "Advantage scaling: group (by the group's reward std), batch (by the batch's) "
+                                      "or none.", choices=REWARD_SCALINGS)
+    loss_type: str = opt("dapo", "Loss aggregation: grpo (per-sequence mean), dr_grpo (sum / (completions x "
+                                 "max_completion_length)), dapo (sum / tokens of the accumulation window), bnpo "
+                                 "(sum / tokens of the micro-batch).", choices=GRPO_LOSSES)
+    beta: float = opt(0.0, "KL coefficient to the reference policy (0: no reference is built).")
+    epsilon: float = opt(0.2, "Lower clipping bound of the probability ratio (1 - epsilon).")
+    epsilon_high: float | None = opt(None, "Upper clipping bound (1 + epsilon_high); default `epsilon`.")
+    num_iterations: int = opt(1, "Optimisation passes (optimizer steps) over each batch of generations.")
+    mask_truncated_completions: bool = opt(False, "Leave completions cut at max_completion_length out of the loss.")
+    log_completions: bool = opt(True, "Write sample completions with their rewards to completions.jsonl at every "
+                                      "logging step.")
+    num_completions_to_print: int | None = opt(4, "Completions written per logging step (None: all of the step).")
+
+
+@dataclass(frozen=True)
 class SpeedArgs:
     """How fast a run trains. Every option keeps the results exact (the same loss and gradients)."""
 
@@ -372,6 +405,7 @@ SECTIONS: dict[str, type] = {
     "tokens": TokenArgs,
     "preference": PreferenceArgs,
     "ppo": PPOArgs,
+    "grpo": GRPOArgs,
     "speed": SpeedArgs,
     "run": RunArgs,
     "infer": InferArgs,
@@ -392,6 +426,7 @@ class Config:
     tokens: TokenArgs
     preference: PreferenceArgs
     ppo: PPOArgs
+    grpo: GRPOArgs
     speed: SpeedArgs
     run: RunArgs
     infer: InferArgs

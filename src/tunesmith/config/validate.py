@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .rules_methods import ADAPTER_TYPES, RULES as METHOD_RULES
+from .rules_grpo import RULES as GRPO_RULES
 from .rules_quantization import EXPORT_RULES as QUANT_EXPORT_RULES
 from .rules_quantization import TRAIN_RULES as QUANT_RULES, USE_RULES as QUANT_USE_RULES
 from .schema import IMPLEMENTED_BACKENDS, Config
@@ -260,18 +261,19 @@ def preference_values_in_range(cfg: Config, origins: Origins) -> None:
 def reference_options_fit(cfg: Config, origins: Origins) -> None:
     pref = cfg.preference
     reference_free = cfg.stage == "dpo" and pref.pref_loss in ("orpo", "simpo")
-    uses_reference = cfg.stage in ("kto", "ppo") or (cfg.stage == "dpo" and not reference_free)
+    uses_reference = cfg.stage in ("kto", "ppo") or (cfg.stage == "dpo" and not reference_free) or \
+        (cfg.stage == "grpo" and cfg.grpo.beta > 0)
     if pref.ref_model_adapters and not pref.ref_model:
         raise ConfigError(f"{_where(origins, 'ref_model_adapters')}: `ref_model_adapters` needs `ref_model` "
                           "(the model the adapters belong to)")
     for key in ("ref_model", "precompute_ref_log_probs"):
-        if getattr(pref, key) and not uses_reference and not cfg.finetuning.use_asft_loss:
+        if getattr(pref, key) and not uses_reference:
             why = (f"`pref_loss: {pref.pref_loss}` is reference-free" if reference_free
-                   else f"stage {cfg.stage} uses no reference model")
+                   else f"stage {cfg.stage} uses no reference model{' with beta 0' * (cfg.stage == 'grpo')}")
             raise ConfigError(f"{_where(origins, key)}: `{key}` is set but {why}; remove it")
-    if cfg.stage == "ppo" and pref.precompute_ref_log_probs:
+    if cfg.stage in ("ppo", "grpo") and pref.precompute_ref_log_probs:
         raise ConfigError(f"{_where(origins, 'precompute_ref_log_probs')}: `precompute_ref_log_probs` does not apply "
-                          "to ppo: its replies are generated during training, so there is nothing to score in "
+                          f"to {cfg.stage}: its replies are generated during training, so nothing can be scored in "
                           "advance; remove it")
 
 
@@ -369,11 +371,12 @@ def export_options_supported(cfg: Config, origins: Origins) -> None:
 
 def reward_model_fits(cfg: Config, origins: Origins) -> None:
     ppo = cfg.ppo
-    if cfg.stage != "ppo":
+    if cfg.stage == "grpo" and not ppo.reward_model:
+        return  # grpo's rewards may all be functions (config/rules_grpo.py)
+    if cfg.stage not in ("ppo", "grpo"):
         for key in ("reward_model", "reward_model_adapters"):
             if getattr(ppo, key):
-                raise ConfigError(f"{_where(origins, key)}: `{key}` is set but only stage ppo uses a reward model; "
-                                  "remove it")
+                raise ConfigError(f"{_where(origins, key)}: `{key}` is set but only ppo and grpo use it; remove it")
         return
     where = _where(origins, "reward_model", "reward_model_type")
     if not ppo.reward_model:
@@ -466,7 +469,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     reward_model_fits,
     ppo_values_in_range,
     ppo_options_fit,
-    ppo_starts_fresh,
+    ppo_starts_fresh, *GRPO_RULES,
     *EVALUATION_RULES,
 )
 

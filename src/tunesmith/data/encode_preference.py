@@ -112,18 +112,22 @@ def encode_feedback(convs: Sequence[Conversation], tags: Sequence[bool], tokeniz
 
 
 def encode_prompts(convs: Sequence[Conversation], tokenizer, template: Template, cutoff_len: int,
-                   default_system: str | None = None) -> tuple[list[EncodedExample], EncodeStats]:
+                   default_system: str | None = None, keep_reply: bool = False
+                   ) -> tuple[list[EncodedExample], EncodeStats]:
     """Each conversation's prompt, exactly as the prompt of an sft example; a prompt longer than
-    ``cutoff_len`` is dropped (cut, it would lose its assistant header)."""
+    ``cutoff_len`` is dropped (cut, it would lose its assistant header). ``keep_reply``: the dataset's reply
+    follows the prompt in ``input_ids`` and is its ``labels`` (a reference answer, never cut; the prompt's
+    labels are IGNORE_INDEX)."""
     rendered = render_prompt_and_reply(convs, tokenizer, template, default_system)
     stats = EncodeStats(examples=len(convs))
     out: list[EncodedExample] = []
-    for row, (prompt, _) in enumerate(rendered):
+    for row, (prompt, reply) in enumerate(rendered):
         if len(prompt) > cutoff_len:
             stats.dropped_empty += 1
             stats.dropped_rows.append(row)
             continue
-        out.append(EncodedExample(prompt, [IGNORE_INDEX] * len(prompt)))
+        reply = list(reply) if keep_reply else []
+        out.append(EncodedExample(prompt + reply, [IGNORE_INDEX] * len(prompt) + reply))
         stats.kept += 1
         stats.tokens += len(prompt)
     return out, stats

@@ -8,6 +8,7 @@ never names a stage.
 | pairwise   | ranking pairs (rm, dpo)           | PairExample     | yes      | never              |
 | feedback   | replies tagged desirable (kto)    | FeedbackExample | yes      | never              |
 | prompt     | prompts, replies ignored (ppo)    | EncodedExample  | yes      | never              |
+| prompt_reply | prompts + the reply as reference answer (labels) | EncodedExample | yes | never     |
 """
 
 from __future__ import annotations
@@ -61,12 +62,18 @@ def _prompt(attr, rows, tokenizer, template, data):
     return encode_prompts(convs, tokenizer, template, data.cutoff_len, data.default_system)
 
 
+def _prompt_reply(attr, rows, tokenizer, template, data):
+    convs = [to_prompt(attr, row, i) for i, row in enumerate(rows)]
+    return encode_prompts(convs, tokenizer, template, data.cutoff_len, data.default_system, keep_reply=True)
+
+
 KINDS: dict[str, DataKind] = {kind.name: kind for kind in (
     DataKind("text", _text, needs_template=False, packed_rows=True, trains_replies=False),
     DataKind("supervised", _supervised, packable=True),
     DataKind("pairwise", _pairwise),
     DataKind("feedback", _feedback),
     DataKind("prompt", _prompt, trains_replies=False),
+    DataKind("prompt_reply", _prompt_reply, trains_replies=False),
 )}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..config.errors import ConfigError
 from .base import Stage
 from .dpo import DPOStage
+from .grpo import GRPOStage
 from .kto import KTOStage
 from .ppo import PPOStage
 from .pt import PretrainStage
@@ -12,7 +13,7 @@ from .rm import RewardStage
 from .sft import SupervisedStage
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (
-    PretrainStage(), SupervisedStage(), RewardStage(), DPOStage(), KTOStage(), PPOStage())}
+    PretrainStage(), SupervisedStage(), RewardStage(), DPOStage(), KTOStage(), PPOStage(), GRPOStage())}
 
 
 def get_stage(name: str) -> Stage:

@@ -33,7 +33,14 @@ def rollout_loop(*args):
     return train_with_rollouts(*args)
 
 
-LOOPS = {"trainer": Loop(trainer_loop, resumable=True), "rollout": Loop(rollout_loop, resumable=False)}
+def grpo_loop(*args):
+    from .rl.grpo_run import train_with_groups
+
+    return train_with_groups(*args)
+
+
+LOOPS = {"trainer": Loop(trainer_loop, resumable=True), "rollout": Loop(rollout_loop, resumable=False),
+         "grpo": Loop(grpo_loop, resumable=False)}
 
 
 def run_training(cfg: Config, extra_callbacks: list | None = None) -> RunResult:

@@ -52,7 +52,8 @@ RESUMABLE_CHANGES = frozenset({
     "compile_layers", "enable_liger_kernel", "cuda_alloc_conf", "flash_attn", "low_cpu_mem_usage",
     "use_fast_tokenizer", "include_num_input_tokens_seen", "save_only_model", "save_safetensors",
 })
-TRAINING_SECTIONS = ("model", "data", "finetuning", "tokens", "preference", "ppo", "speed", "run", "generating")
+TRAINING_SECTIONS = ("model", "data", "finetuning", "tokens", "preference", "ppo", "grpo", "speed", "run",
+                     "generating")
 
 
 def run_settings(cfg: Config) -> dict:
