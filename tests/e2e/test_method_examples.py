@@ -96,7 +96,7 @@ def base_with(state: dict, model_dir: Path):
     return model.eval()
 
 
-@pytest.mark.slow  # fast: tests/model/test_peft_variants.py test_oft_trains_and_reloads_in_plain_peft
+@pytest.mark.slow  # fast: tests/model/test_peft_variants.py test_variant_trains_and_reloads_in_plain_peft
 def test_oft_example_trains_and_reloads_in_plain_peft(llama3_model, data_dir, tmp_path, monkeypatch):
     from peft import PeftModel
 

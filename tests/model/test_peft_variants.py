@@ -187,10 +187,14 @@ def test_pissa_conversion_applies_to_the_original_base(qwen2_model, tmp_path):
     assert (logits(raw) - trained).abs().max() > 1e-2
 
 
-def test_oft_trains_and_reloads_in_plain_peft(llama3_model, tmp_path):
+@pytest.mark.parametrize("method", [{"finetuning_type": "oft"}, {"use_dora": True}, {"use_rslora": True}],
+                         ids=["oft", "dora", "rslora"])
+def test_variant_trains_and_reloads_in_plain_peft(method, llama3_model, tmp_path):
+    """A few optimizer steps: the loss falls, the base stays bit-identical, and the saved adapter gives the same
+    outputs loaded in plain peft and merged into the base (as chat and export apply it)."""
     from peft import PeftModel
 
-    model = apply(llama3_model, finetuning_type="oft")  # LLaMA-Factory's default: oft_block_size 32
+    model = apply(llama3_model, **method)  # oft: LLaMA-Factory's default oft_block_size 32
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     batch = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 13, 14]])
@@ -202,9 +206,10 @@ def test_oft_trains_and_reloads_in_plain_peft(llama3_model, tmp_path):
         optimizer.step()
         optimizer.zero_grad()
         values.append(loss.item())
-    assert values[-1] < values[0] - 0.3, values  # 6.27 -> 5.44 here
+    assert values[-1] < values[0] - 0.3, values  # oft: 6.27 -> 5.44 here; lora variants fall further
     assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
     model.eval()
-    model.save_pretrained(tmp_path / "oft")
-    reloaded = PeftModel.from_pretrained(base(llama3_model), tmp_path / "oft").eval()
+    model.save_pretrained(tmp_path / "adapter")
+    reloaded = PeftModel.from_pretrained(base(llama3_model), tmp_path / "adapter").eval()
     torch.testing.assert_close(logits(reloaded), logits(model), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(logits(reloaded.merge_and_unload()), logits(model), rtol=1e-4, atol=1e-4)
