@@ -267,7 +267,7 @@ def reference_options_fit(cfg: Config, origins: Origins) -> None:
         raise ConfigError(f"{_where(origins, 'ref_model_adapters')}: `ref_model_adapters` needs `ref_model` "
                           "(the model the adapters belong to)")
     for key in ("ref_model", "precompute_ref_log_probs"):
-        if getattr(pref, key) and not uses_reference:
+        if getattr(pref, key) and not uses_reference and not cfg.finetuning.use_asft_loss:
             why = (f"`pref_loss: {pref.pref_loss}` is reference-free" if reference_free
                    else f"stage {cfg.stage} uses no reference model{' with beta 0' * (cfg.stage == 'grpo')}")
             raise ConfigError(f"{_where(origins, key)}: `{key}` is set but {why}; remove it")
