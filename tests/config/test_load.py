@@ -54,8 +54,8 @@ def test_unknown_key_names_closest_valid_keys():
 
 
 def test_unsupported_llamafactory_key_says_so():
-    with pytest.raises(ConfigError, match=r"`use_galore` is a LLaMA-Factory option that tunesmith does not support"):
-        build_config(raw(use_galore=True))
+    with pytest.raises(ConfigError, match=r"`use_unsloth` is a LLaMA-Factory option that tunesmith does not support"):
+        build_config(raw(use_unsloth=True))
 
 
 @pytest.mark.parametrize("key,value", [("use_galore", False), ("use_unsloth", "false"),

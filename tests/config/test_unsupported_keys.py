@@ -26,25 +26,20 @@ def error_of(**kw) -> str:
 
 
 def test_several_unsupported_and_unknown_keys_are_reported_together():
-    message = error_of(use_galore=True, galore_rank=16, shift_attn=True, mixture_of_depths="convert",
+    message = error_of(fp8=True, fp8_backend="te", shift_attn=True, mixture_of_depths="convert",
                        tensor_model_parallel_size=2, ray_num_workers=4, use_kt=True, sglang_maxlen=4096,
                        lerning_rate=1e-4)
     assert message.startswith("test.yaml: 9 keys that cannot be used:\n")
-    for key in ("use_galore", "galore_rank", "shift_attn", "mixture_of_depths", "tensor_model_parallel_size",
+    for key in ("fp8", "fp8_backend", "shift_attn", "mixture_of_depths", "tensor_model_parallel_size",
                 "ray_num_workers", "use_kt", "sglang_maxlen"):
         assert f"`{key}`" in message
-    assert "  `use_galore`, `galore_rank`: LLaMA-Factory options that tunesmith does not support (optimizer: GaLore)" \
+    assert "  `fp8`, `fp8_backend`: LLaMA-Factory options that tunesmith does not support (precision: FP8 training)" \
         in message
     assert "unknown key `lerning_rate`; did you mean learning_rate" in message
     assert message.endswith("Remove the unsupported options, or switch them off (false / null).")
 
 
 @pytest.mark.parametrize("key,value,reason", [
-    ("use_galore", True, "(optimizer: GaLore); use `optim` with a transformers optimizer"),
-    ("use_apollo", True, "(optimizer: APOLLO)"),
-    ("use_badam", True, "(optimizer: BAdam)"),
-    ("use_muon", True, "(optimizer: Muon)"),
-    ("loraplus_lr_ratio", 16.0, "(optimizer: LoRA+ learning rates)"),
     ("pref_bco_weight", 0.5, "(loss variant: BCO term of the DPO loss); use `pref_loss`"),
     ("tensor_model_parallel_size", 2, "(distributed engine: Megatron-Core, LLaMA-Factory's USE_MCA=1"),
     ("pipeline_model_parallel_size", 4, "(distributed engine: Megatron-Core"),

@@ -119,7 +119,59 @@ class DataArgs:
 
 
 @dataclass(frozen=True)
-class FinetuningArgs:
+class OptimizerArgs:
+    """Memory-saving and alternative optimizers (LLaMA-Factory's keys; part of the finetuning section). At most
+    one of GaLore, APOLLO and BAdam; Adam-mini and Muon replace AdamW; LoRA+ gives LoRA's B matrices their own
+    learning rate. Other optimizers: `optim` (any transformers optimizer name)."""
+
+    use_galore: bool = opt(False, "GaLore: Adam states of the target linear weights live in a low-rank projection "
+                                  "of their gradients (galore-torch; full or freeze fine-tuning).")
+    galore_target: tuple[str, ...] = opt(("all",), "GaLore: names of the linear modules it projects (all = every "
+                                                   "linear layer but the output head).", list_sep=True)
+    galore_rank: int = opt(16, "GaLore: rank of the projected gradients.")
+    galore_update_interval: int = opt(200, "GaLore: optimizer steps between projection updates.")
+    galore_scale: float = opt(2.0, "GaLore: scale of the projected-back update.")
+    galore_proj_type: str = opt("std", "GaLore: projection side.", choices=("std", "reverse_std", "right", "left",
+                                                                             "full"))
+    galore_layerwise: bool = opt(False, "GaLore: step each weight inside backward as soon as its gradient is "
+                                        "ready (no gradient kept; needs gradient_accumulation_steps 1, one process; "
+                                        "no gradient clipping).")
+    use_apollo: bool = opt(False, "APOLLO: AdamW with low-rank auxiliary states that scale each channel's "
+                                  "gradient (apollo-torch; full or freeze fine-tuning).")
+    apollo_target: tuple[str, ...] = opt(("all",), "APOLLO: names of the linear modules it applies to (all = "
+                                                   "every linear layer but the output head).", list_sep=True)
+    apollo_rank: int = opt(16, "APOLLO: rank of the auxiliary space.")
+    apollo_update_interval: int = opt(200, "APOLLO: optimizer steps between projection updates.")
+    apollo_scale: float = opt(32.0, "APOLLO: scaling coefficient.")
+    apollo_proj: str = opt("random", "APOLLO: projection, svd or random.", choices=("svd", "random"))
+    apollo_proj_type: str = opt("std", "APOLLO: projection side.", choices=("std", "right", "left"))
+    apollo_scale_type: str = opt("channel", "APOLLO: scaling per channel or per tensor.", choices=("channel",
+                                                                                                   "tensor"))
+    apollo_layerwise: bool = opt(False, "APOLLO: step each weight inside backward (as galore_layerwise).")
+    apollo_scale_front: bool = opt(False, "APOLLO: apply the norm-growth limiter before gradient scaling.")
+    use_badam: bool = opt(False, "BAdam: block coordinate descent, one block of decoder layers trains at a time "
+                                 "(badam; full fine-tuning).")
+    badam_mode: str = opt("layer", "BAdam: layer (whole decoder layers in turn) or ratio (a share of each "
+                                   "weight).", choices=("layer", "ratio"))
+    badam_start_block: int | None = opt(None, "BAdam layer mode: index of the first block (default: by "
+                                              "badam_switch_mode).")
+    badam_switch_mode: str | None = opt("ascending", "BAdam layer mode: order of the blocks.",
+                                        choices=("ascending", "descending", "random", "fixed"))
+    badam_switch_interval: int | None = opt(50, "BAdam layer mode: optimizer steps per block (-1: never switch).")
+    badam_update_ratio: float = opt(0.05, "BAdam ratio mode: share of each weight updated.")
+    badam_mask_mode: str = opt("adjacent", "BAdam ratio mode: the updated entries are adjacent or scattered.",
+                               choices=("adjacent", "scatter"))
+    badam_verbose: int = opt(0, "BAdam: 0 quiet, 1 log the active block, 2 also its parameters.")
+    use_adam_mini: bool = opt(False, "Adam-mini: one second-moment value per parameter block (adam-mini).")
+    use_muon: bool = opt(False, "Muon (PyTorch's torch.optim.Muon) for 2-D hidden weights, AdamW for embeddings, "
+                                "the head and 1-D weights.")
+    loraplus_lr_ratio: float | None = opt(None, "LoRA+: learning rate of LoRA's B matrices = ratio x "
+                                                "learning_rate (lora only).")
+    loraplus_lr_embedding: float = opt(1e-6, "LoRA+: learning rate of LoRA embedding B matrices.")
+
+
+@dataclass(frozen=True)
+class FinetuningArgs(OptimizerArgs):
     """The training stage and which weights train (full, freeze or lora)."""
 
     stage: str = opt("sft", "Training stage.", choices=STAGES)

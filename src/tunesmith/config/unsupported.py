@@ -25,8 +25,6 @@ def _group(category: str, feature: str, instead: str, keys: str, switch: str | N
     return {key: Unsupported(category, feature, instead, switch, off) for key in keys.split()}
 
 
-USE_OPTIM = ("use `optim` with a transformers optimizer (adamw_torch, adamw_torch_fused, adafactor, adamw_8bit, "
-             "...) and its `learning_rate`, `weight_decay`, `adam_beta1`, `adam_beta2`")
 TRAINER_PARALLELISM = ("tunesmith trains with transformers' Trainer: data parallel across the processes started by "
                        "`torchrun --nproc_per_node N` (or `accelerate launch`), sharded with `deepspeed` (a ZeRO "
                        "JSON config) or `fsdp`; there is no tensor, pipeline, context or expert parallelism")
@@ -55,19 +53,6 @@ MEGATRON_KEYS = """
 
 UNSUPPORTED: dict[str, Unsupported] = {
     # PEFT methods and LoRA variants
-    **_group("optimizer", "LoRA+ learning rates", "every trainable weight uses `learning_rate`",
-             "loraplus_lr_ratio loraplus_lr_embedding", switch="loraplus_lr_ratio"),
-    # optimizers
-    **_group("optimizer", "GaLore", USE_OPTIM, "use_galore galore_target galore_rank galore_update_interval "
-             "galore_scale galore_proj_type galore_layerwise", switch="use_galore"),
-    **_group("optimizer", "APOLLO", USE_OPTIM, "use_apollo apollo_target apollo_rank apollo_update_interval "
-             "apollo_scale apollo_proj apollo_proj_type apollo_scale_type apollo_layerwise apollo_scale_front",
-             switch="use_apollo"),
-    **_group("optimizer", "BAdam", USE_OPTIM + "; `finetuning_type: freeze` trains a block of layers",
-             "use_badam badam_mode badam_start_block badam_switch_mode badam_switch_interval badam_update_ratio "
-             "badam_mask_mode badam_verbose", switch="use_badam"),
-    **_group("optimizer", "Adam-mini", USE_OPTIM, "use_adam_mini", switch="use_adam_mini"),
-    **_group("optimizer", "Muon", USE_OPTIM, "use_muon", switch="use_muon"),
     # losses
     **_group("loss variant", "BCO term of the DPO loss", "use `pref_loss` (sigmoid, hinge, ipo, kto_pair, orpo, "
              "simpo) and `pref_ftx`", "pref_bco_weight", off=(0, 0.0)),

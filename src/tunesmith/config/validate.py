@@ -14,6 +14,7 @@ from typing import Any
 from .errors import ConfigError
 from .rules_methods import ADAPTER_TYPES, RULES as METHOD_RULES
 from .rules_grpo import RULES as GRPO_RULES
+from .rules_optimizers import RULES as OPTIMIZER_RULES
 from .rules_quantization import EXPORT_RULES as QUANT_EXPORT_RULES
 from .rules_quantization import TRAIN_RULES as QUANT_RULES, USE_RULES as QUANT_USE_RULES
 from .schema import IMPLEMENTED_BACKENDS, Config
@@ -456,6 +457,7 @@ RULES: tuple[Callable[[Config, Origins], None], ...] = (
     one_precision,
     deepspeed_is_usable,
     training_values_in_range,
+    *OPTIMIZER_RULES,
     streaming_needs_max_steps,
     token_budget_fits,
     unfreeze_schedule_readable,

@@ -34,7 +34,8 @@ class RowGate:
         index = torch.tensor(self.ids, dtype=torch.long)
         self.saved = [p.detach()[index.to(p.device)].clone() for p in self.params]
         for p in self.params:
-            self.hooks.append(p.register_post_accumulate_grad_hook(_zero_rows(index.to(p.device))))
+            if p.requires_grad:  # an optimizer may have frozen the whole matrix (BAdam): restoring is enough
+                self.hooks.append(p.register_post_accumulate_grad_hook(_zero_rows(index.to(p.device))))
 
     def restore(self) -> None:
         with torch.no_grad():

@@ -268,12 +268,16 @@ def build_reference(cfg: Config, plan: RunPlan, model):
     return reference
 
 
-def create_optimizer(model, args):
+def create_optimizer(model, args, finetuning=None):
     """The optimizer Trainer would build for ``args`` (`optim`, `optim_args`, learning rate, betas, epsilon,
-    weight decay on every weight but norms and biases)."""
+    weight decay on every weight but norms and biases), or the optimizer family ``finetuning`` turns on."""
     from transformers import Trainer
 
     from ..model.compat import decay_parameter_names
+    from .optimizers import build_optimizer
+
+    if finetuning is not None and (chosen := build_optimizer(model, args, finetuning)) is not None:
+        return chosen
 
     decay = set(decay_parameter_names(model))
     groups = [{"params": [p for n, p in model.named_parameters() if p.requires_grad and n in decay],

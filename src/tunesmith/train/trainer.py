@@ -69,7 +69,8 @@ class TunesmithTrainer(TrainerHooks, Trainer):
     def __init__(self, *args, phase_sizes: list[int] | None = None, shuffle: bool = True, token_weights=None,
                  special_meter=None, stage_loss=None, reference=None, head_loss=None,
                  train_batches: TokenBudgetBatchSampler | None = None, eval_collator=None, loss_variant=None,
-                 **kwargs) -> None:
+                 optimizer_choice=None, **kwargs) -> None:
+        self.optimizer_choice = optimizer_choice  # train.optimizers.OptimizerChoice, or None for `optim`'s own
         super().__init__(*args, **kwargs)
         self.eval_collator = eval_collator or self.data_collator  # evaluation batches: one example per row
         self.phase_sizes = phase_sizes
@@ -85,6 +86,18 @@ class TunesmithTrainer(TrainerHooks, Trainer):
         self.guard = FiniteGuard()
         if stage_loss is not None:
             self.loss_is_scaled_for_ga = False  # a stage loss is a micro-batch mean: Trainer divides by GA steps
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and self.optimizer_choice:
+            self.optimizer = self.optimizer_choice.optimizer(self.model if model is None else model, self.args,
+                                                             self.accelerator)
+        return super().create_optimizer(model)
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.lr_scheduler is None and self.optimizer_choice:
+            self.lr_scheduler = self.optimizer_choice.scheduler(optimizer or self.optimizer, self.args,
+                                                                num_training_steps)
+        return super().create_scheduler(num_training_steps, optimizer)
 
     def reduce_sum(self, tensor):
         return self.accelerator.reduce(tensor.to(self.accelerator.device), reduction="sum").cpu()

@@ -144,6 +144,7 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
     from ..data.collate import EncodedDataset
     from .callbacks.gates import GateCallback
     from .callbacks.phases import PhaseLogCallback
+    from .optimizers import OptimizerChoice
     from .plot import plot_loss, plot_rewards, plot_special
     from .save import write_run_card
     from .token_metrics import SpecialTokenMeter, argmax_logits
@@ -177,15 +178,17 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
         metrics = dict(compute_metrics=lambda p: evaluation_metrics(p, special, cfg.finetuning.compute_accuracy),
                        preprocess_logits_for_metrics=argmax_logits)
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+    choice = OptimizerChoice(cfg.finetuning)
     trainer = TunesmithTrainer(
         model=model, args=args, data_collator=collator, processing_class=tokenizer,
         train_dataset=EncodedDataset(data.train, train_extra) if isinstance(data.train, list) else data.train,
         eval_dataset=EncodedDataset(data.eval, eval_extra) if data.eval else None,
-        callbacks=[*([GateCallback(policy.gates)] if policy.gates else []), *phase_log, *callbacks],
+        callbacks=[*([GateCallback(policy.gates)] if policy.gates else []), *choice.callbacks(), *phase_log,
+                   *callbacks],
         phase_sizes=data.phase_sizes, shuffle=not cfg.data.disable_shuffling, token_weights=token_weights,
         special_meter=SpecialTokenMeter(list(special.values())) if special else None, stage_loss=stage_loss,
         reference=reference, head_loss=head_loss, train_batches=batches, eval_collator=eval_collator,
-        loss_variant=loss_variant(cfg), **metrics)
+        loss_variant=loss_variant(cfg), optimizer_choice=choice, **metrics)
     pissa_start(cfg, model, resume, args.should_save)
     train_loss = train(trainer, plan, resume)
     trainer.save_model(cfg.output_dir)

@@ -70,7 +70,7 @@ class RolloutLoop:
                                              shuffle=not cfg.data.disable_shuffling, generator=generator,
                                              collate_fn=list)
         self.rng = torch.Generator().manual_seed(args.seed)
-        optimizer = create_optimizer(model, args)
+        optimizer = create_optimizer(model, args, cfg.finetuning)
         self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
         self.steps_per_batch = steps_per_batch
         self.steps_per_epoch = len(self.loader) * steps_per_batch

@@ -1,0 +1,55 @@
+"""BAdam (the badam package): block coordinate descent. `badam_mode: layer` trains one decoder layer at a time
+and switches every `badam_switch_interval` optimizer steps in `badam_switch_mode` order (BlockOptimizer, which
+keeps a float32 copy of the active block only); `ratio` updates a `badam_update_ratio` share of every weight
+(BlockOptimizerRatio). Neither ever trains the embeddings or the head (LLaMA-Factory's settings): their rows stay
+bit-identical, so BAdam agrees with any row gate (a config rule refuses added tokens, which would never train);
+a model whose head is tied to the embedding has no head of its own to freeze."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from .groups import base_kwargs, decay_split
+
+logger = logging.getLogger(__name__)
+NEVER = 2**62  # badam_switch_interval -1: never switch (BlockOptimizer would read -1 as "every step")
+
+
+def build_badam(model, args, ft, accelerator=None) -> torch.optim.Optimizer:
+    decay, nodecay = decay_split(model)
+    cls, kwargs = base_kwargs(args)
+    groups = [{"params": nodecay, "weight_decay": 0.0}, {"params": decay, "weight_decay": args.weight_decay}]
+    named = list(model.named_parameters())
+    if ft.badam_mode == "layer":
+        from badam import BlockOptimizer
+
+        interval = ft.badam_switch_interval if ft.badam_switch_interval not in (None, -1) else (
+            NEVER if ft.badam_switch_interval == -1 else 50)
+        optimizer = BlockOptimizer(base_optimizer=cls(groups, **kwargs), named_parameters_list=named,
+                                   block_prefix_list=None, switch_block_every=interval,
+                                   start_block=ft.badam_start_block, switch_mode=ft.badam_switch_mode or "ascending",
+                                   verbose=ft.badam_verbose)
+        # BlockOptimizer counts the steps from 1 when it checks for a switch, so its first block would train one
+        # step fewer than badam_switch_interval: counting from 0 gives every block the interval
+        optimizer.global_step = -1
+        logger.info("BAdam layer-wise: %d blocks, %s, switching every %s steps, first block %d",
+                    optimizer.block_num, ft.badam_switch_mode, "never" if interval == NEVER else interval,
+                    optimizer.current_block_idx)
+        return optimizer
+    from badam import BlockOptimizerRatio
+
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("fused", "foreach")}
+    optimizer = BlockOptimizerRatio(param_groups=groups, named_parameters_list=named,
+                                    update_ratio=ft.badam_update_ratio, mask_mode=ft.badam_mask_mode,
+                                    verbose=ft.badam_verbose, include_embedding=False,
+                                    include_lm_head=all("lm_head" not in n for n, _ in named), **kwargs)
+    if accelerator is not None:  # its gradients are sparse: torch's clip_grad_norm_ cannot take their norm
+        from types import MethodType
+
+        from badam import clip_grad_norm_old_version
+
+        accelerator.clip_grad_norm_ = MethodType(clip_grad_norm_old_version, accelerator)
+    logger.info("BAdam ratio-based: update ratio %g, %s mask", ft.badam_update_ratio, ft.badam_mask_mode)
+    return optimizer
