@@ -125,7 +125,8 @@ def test_export_writes_an_ollama_modelfile(lora_run, tmp_path):
     (["export", "model_name_or_path=m", "export_dir=o", "export_legacy_format=true"], "safetensors only"),
     (["export", "model_name_or_path=m", "export_dir=o", "export_hub_model_id=me/x"], "never uploads"),
     (["export", "model_name_or_path=m", "export_dir=o", "export_size=0"], "`export_size` (GB per shard)"),
-    (["export", "model_name_or_path=m", "export_dir=o", "export_quantization_bit=4"], "quantisation"),
+    (["export", "model_name_or_path=m", "export_dir=o", "export_quantization_bit=4"],
+     "needs `export_quantization_dataset`"),
 ])
 def test_export_usage_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2

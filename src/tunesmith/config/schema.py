@@ -66,16 +66,13 @@ class ModelArgs:
               "saved by `hf auth login`, or HF_TOKEN.")
     ms_hub_token: str | None = opt(None, "ModelScope token (private models and datasets), used with "
                                          "USE_MODELSCOPE_HUB=1.")
-    quantization_bit: int | None = opt(
-        None, "Quantize the model on the fly to this many bits (QLoRA; lora only): 4 or 8 (bnb), 1-6 or 8 (hqq), "
-              "8 (eetq). Ignored for a pre-quantized checkpoint (GPTQ, AWQ, ...), which loads as stored.")
-    quantization_method: str = opt("bnb", "On-the-fly quantization backend: bnb (bitsandbytes; GPU or CPU), hqq "
-                                          "(GPU or CPU) or eetq (GPU).", choices=("bnb", "hqq", "eetq"))
+    quantization_bit: int | None = opt(None, "QLoRA: quantize the model on the fly to 4/8 (bnb), 1-6/8 (hqq) or 8 "
+                                             "(eetq) bits; a pre-quantized checkpoint (GPTQ, AWQ...) loads as stored.")
+    quantization_method: str = opt("bnb", "bnb (GPU/CPU), hqq (GPU/CPU) or eetq (GPU).", choices=("bnb", "hqq", "eetq"))
     quantization_type: str = opt("nf4", "bnb 4-bit data type.", choices=("nf4", "fp4"))
     double_quantization: bool = opt(True, "bnb 4-bit: quantize the quantization constants too.")
-    quantization_device_map: str | None = opt(
-        None, "`auto` spreads a 4-bit bnb model over the devices for inference (chat, api, export; not training).",
-        choices=("auto",))
+    quantization_device_map: str | None = opt(None, "`auto`: spread a 4-bit bnb model over the devices (inference "
+                                                    "only).", choices=("auto",))
 
 
 @dataclass(frozen=True)
@@ -259,8 +256,7 @@ class PreferenceArgs:
     ref_model: str | None = opt(None, "Reference model directory (default: lora -> the base with adapters off; "
                                       "otherwise a frozen copy of the starting model).")
     ref_model_adapters: tuple[str, ...] = opt((), "Adapters applied to `ref_model`, comma-separated.", list_sep=True)
-    ref_model_quantization_bit: int | None = opt(
-        None, "Quantize the `ref_model` on the fly to this many bits (quantization_method's backend).")
+    ref_model_quantization_bit: int | None = opt(None, "Quantize `ref_model` on the fly to this many bits.")
     precompute_ref_log_probs: bool = opt(
         False, "Score the data with the reference once before training and keep no reference in memory.")
 
@@ -274,8 +270,7 @@ class PPOArgs:
                                          "model directory (full), or the URL of a scoring endpoint (api).")
     reward_model_adapters: tuple[str, ...] = opt(
         (), "Adapters merged into a full `reward_model`, comma-separated.", list_sep=True)
-    reward_model_quantization_bit: int | None = opt(
-        None, "Quantize a full `reward_model` on the fly to this many bits (quantization_method's backend).")
+    reward_model_quantization_bit: int | None = opt(None, "Quantize a full `reward_model` to this many bits.")
     reward_model_type: str = opt("lora", "How `reward_model` is used: lora (an adapter on the policy's own base "
                                          "weights, needs finetuning_type lora), full (a separate model) or api (an "
                                          "HTTP endpoint).", choices=REWARD_MODEL_TYPES)
@@ -403,10 +398,8 @@ class ExportArgs:
                                             "writes safetensors only).")
     export_hub_model_id: str | None = opt(None, "Hub repository to push to (not available: tunesmith never uploads).")
     overwrite_export_dir: bool = opt(False, "Replace a non-empty export_dir (otherwise refuse).")
-    export_quantization_bit: int | None = opt(
-        None, "GPTQ-quantize the exported model to 2, 3, 4 or 8 bits (needs gptqmodel and optimum).")
-    export_quantization_dataset: str | None = opt(
-        None, "Text file or hub dataset (a `text` column) GPTQ calibrates on.")
+    export_quantization_bit: int | None = opt(None, "GPTQ-quantize the export to 2/3/4/8 bits (gptqmodel, optimum).")
+    export_quantization_dataset: str | None = opt(None, "Text file or hub dataset (`text` column) to calibrate on.")
     export_quantization_nsamples: int = opt(128, "Calibration samples for export quantization.")
     export_quantization_maxlen: int = opt(1024, "Tokens per calibration sample for export quantization.")
 

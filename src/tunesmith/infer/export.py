@@ -68,18 +68,21 @@ def export_dtype(cfg: Config, base: str):
 def export_model(cfg: Config) -> Path:
     import torch
 
+    check_export_quantization(cfg)
     source = resolve_source(cfg)
     target = check_target(cfg, [source.base, *source.adapters, source.tokenizer_dir])
     logger.info("Exporting %s to %s", describe(source), target)
     tokenizer, template, default_system = load_tokenizer_and_template(cfg, source)
     device = "cuda" if cfg.export.export_device == "auto" and torch.cuda.is_available() else "cpu"
-    model = build_model(cfg, source, tokenizer, export_dtype(cfg, source.base), device)
+    model = build_model(cfg, source, tokenizer, export_dtype(cfg, source.base), device, merge=True)
     stop_ids = stop_token_ids(tokenizer, template)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         model.save_pretrained(tmp, max_shard_size=int(cfg.export.export_size * 10**9))
+        if cfg.export.export_quantization_bit is not None:
+            gptq_quantize(cfg, tmp, tokenizer)
         tokenizer.chat_template = to_jinja(template)
         tokenizer.save_pretrained(tmp)
         write_generation_config(model, tokenizer, stop_ids, tmp)
@@ -92,6 +95,71 @@ def export_model(cfg: Config) -> Path:
         raise
     logger.info("Exported to %s", target)
     return target
+
+
+GPTQ_PACKAGES = (("optimum", "optimum"), ("gptqmodel", "gptqmodel"))
+
+
+def check_export_quantization(cfg: Config) -> None:
+    """`export_quantization_bit` quantizes the merged model with GPTQ (transformers' GPTQConfig through optimum
+    and gptqmodel); without them, a clear refusal before anything loads."""
+    import importlib.util
+
+    if cfg.export.export_quantization_bit is None:
+        return
+    missing = [pip for module, pip in GPTQ_PACKAGES if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ConfigError(f"`export_quantization_bit` quantizes the export with GPTQ, which needs "
+                          f"{' and '.join(missing)} (`pip install {' '.join(missing)}`; gptqmodel builds its kernels "
+                          "at install time, against CUDA when there is a GPU); or export without "
+                          "`export_quantization_bit` and quantize the exported folder with another tool")
+
+
+def calibration_samples(cfg: Config, tokenizer) -> list[str]:
+    """`export_quantization_nsamples` texts of the calibration dataset (a local text/json/jsonl/csv/parquet file or
+    a hub dataset with a `text` column), as GPTQConfig takes them."""
+    from datasets import load_dataset
+
+    name = cfg.export.export_quantization_dataset
+    path = Path(name)
+    try:
+        if path.is_file():
+            kind = {"txt": "text", "jsonl": "json"}.get(path.suffix.lstrip("."), path.suffix.lstrip("."))
+            data = load_dataset(kind, data_files=str(path), split="train")
+        else:
+            data = load_dataset(name, split="train", cache_dir=cfg.model.cache_dir, token=cfg.model.hf_hub_token)
+    except Exception as err:  # noqa: BLE001 - datasets raises many kinds
+        raise ConfigError(f"`export_quantization_dataset`: cannot read {name}: {type(err).__name__}: {err}") from None
+    if "text" not in data.column_names:
+        raise ConfigError(f"`export_quantization_dataset`: {name} has no `text` column (columns: "
+                          f"{', '.join(data.column_names)})")
+    texts = [t for t in data["text"] if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise ConfigError(f"`export_quantization_dataset`: {name} holds no text")
+    maxlen = cfg.export.export_quantization_maxlen
+    out = []
+    for i in range(cfg.export.export_quantization_nsamples):
+        ids = tokenizer(texts[i % len(texts)], add_special_tokens=False)["input_ids"][:maxlen]
+        out.append(tokenizer.decode(ids))
+    return out
+
+
+def gptq_quantize(cfg: Config, folder: Path, tokenizer) -> None:
+    """Re-load the merged model written to ``folder`` through GPTQConfig (calibrating on the dataset) and write
+    the quantized model over it."""
+    import torch
+    from transformers import AutoModelForCausalLM, GPTQConfig
+
+    bits = cfg.export.export_quantization_bit
+    logger.info("Quantizing the merged model to %d bit with GPTQ on %d calibration samples", bits,
+                cfg.export.export_quantization_nsamples)
+    config = GPTQConfig(bits=bits, tokenizer=tokenizer, dataset=calibration_samples(cfg, tokenizer))
+    device_map = "auto" if torch.cuda.is_available() else {"": "cpu"}
+    model = AutoModelForCausalLM.from_pretrained(folder, quantization_config=config, device_map=device_map,
+                                                 dtype=torch.float16, local_files_only=True)
+    for file in folder.glob("*.safetensors*"):
+        file.unlink()
+    model.save_pretrained(folder, max_shard_size=int(cfg.export.export_size * 10**9))
 
 
 def write_generation_config(model, tokenizer, stop_ids: list[int], out: Path) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from ..config.errors import ConfigError
 from ..config.schema import Config
 from ..model.load import load_model, load_tokenizer
+from ..model.quantize import dequantized
 from ..model.tokens import add_to_tokenizer, resize_embeddings
 from ..templates.resolve import resolve_template
 from ..templates.stops import stop_token_ids
@@ -68,12 +69,44 @@ def load_tokenizer_and_template(cfg: Config, source: ModelSource):
     return tokenizer, template, default_system
 
 
-def build_model(cfg: Config, source: ModelSource, tokenizer, dtype, device: str = "cpu"):
-    """Base weights in ``dtype``, resized to the trained embedding size, every adapter merged in order."""
+def build_model(cfg: Config, source: ModelSource, tokenizer, dtype, device: str = "cpu", merge: bool = False):
+    """Base weights in ``dtype``, resized to the trained embedding size, every adapter merged in order.
+
+    A quantized base (`quantization_bit`, or a pre-quantized checkpoint) serves its one adapter unmerged, as
+    trained (QLoRA); ``merge`` (export) loads the base de-quantized instead and merges (model/quantize.py)."""
     import torch
 
+    from ..model.quantize import serving_plan
+
+    args, quantized = serving_plan(cfg.model, source, merge)
+    if quantized:
+        return build_quantized(cfg, args, source, tokenizer, dtype)
     merge_dtype = torch.float32 if source.adapters else dtype  # merge in full precision, then cast
-    model = load_model(replace(cfg.model, model_name_or_path=source.base, train_from_scratch=False), merge_dtype)
+    model = load_model(args, merge_dtype)
+    model = dequantized(model, args.model_name_or_path, merge_dtype)
+    _resize(model, source, tokenizer, cfg.tokens.resize_vocab_multiple)
+    if device != "cpu":
+        model.to(device)
+    if source.adapters:
+        from peft import PeftModel
+
+        for adapter in source.adapters:
+            try:
+                model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+            except (RuntimeError, ValueError, OSError) as err:
+                raise ConfigError(f"cannot apply adapter {adapter} to {source.base}: {err}".splitlines()[0]) from None
+            logger.info("Merged adapter %s", adapter)
+        model = model.to(dtype)
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+def _resize(model, source: ModelSource, tokenizer, multiple: int) -> None:
+    """Replay the token resize of training: the adapters' embedding rows, or the tokenizer's size."""
+    import torch
+
     rows = model.get_input_embeddings().weight.shape[0]
     target = max(source.embedding_rows or 0, rows)
     if target > rows:
@@ -87,19 +120,25 @@ def build_model(cfg: Config, source: ModelSource, tokenizer, dtype, device: str 
                               f"were trained with {target} embedding rows; they do not belong together")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            resize_embeddings(model, tokenizer, cfg.tokens.resize_vocab_multiple)
-    if device != "cpu":
-        model.to(device)
-    if source.adapters:
+            resize_embeddings(model, tokenizer, multiple)
+
+
+def build_quantized(cfg: Config, args, source: ModelSource, tokenizer, dtype):
+    """A quantized base with its one adapter on top, unmerged (quantized weights cannot hold a merge)."""
+    if len(source.adapters) > 1:
+        raise ConfigError(f"a quantized base takes exactly one adapter, got {len(source.adapters)} "
+                          f"({', '.join(source.adapters)}); merge them first (`tunesmith export` without "
+                          "`quantization_bit`), then serve the merged model quantized")
+    model = load_model(args, dtype)
+    _resize(model, source, tokenizer, cfg.tokens.resize_vocab_multiple)
+    for adapter in source.adapters:
         from peft import PeftModel
 
-        for adapter in source.adapters:
-            try:
-                model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-            except (RuntimeError, ValueError, OSError) as err:
-                raise ConfigError(f"cannot apply adapter {adapter} to {source.base}: {err}".splitlines()[0]) from None
-            logger.info("Merged adapter %s", adapter)
-        model = model.to(dtype)
+        try:
+            model = PeftModel.from_pretrained(model, adapter)
+        except (RuntimeError, ValueError, OSError) as err:
+            raise ConfigError(f"cannot apply adapter {adapter} to {source.base}: {err}".splitlines()[0]) from None
+        logger.info("Serving adapter %s on the quantized base (not merged)", adapter)
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)

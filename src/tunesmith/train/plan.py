@@ -221,6 +221,8 @@ def make_plan(cfg: Config, stage: Stage) -> RunPlan:
     reference = reference_placement(cfg, stage)
     shared, shared_why = layout_choice(attention, {**config, **(config.get("text_config") or {})}) \
         if stage.shares_prompts else (False, "")
+    if shared and not cfg.speed.shared_prompt:
+        shared, shared_why = False, "shared_prompt: false"
     tokens = cfg.tokens
     return RunPlan(
         stage=stage.name, loop=stage.loop, data_kind=kind.name, model_head=stage.model_head,

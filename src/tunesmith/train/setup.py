@@ -49,7 +49,7 @@ RESUMABLE_CHANGES = frozenset({
     "preprocessing_num_workers", "preprocessing_batch_size", "tokenized_path", "print_param_status",
     "special_token_metrics", "ddp_timeout", "trust_remote_code", "cache_dir", "hf_hub_token", "ms_hub_token",
     "load_best_model_at_end", "metric_for_best_model", "greater_is_better", "chunked_loss", "loss_chunk_size",
-    "compile_layers", "enable_liger_kernel", "cuda_alloc_conf", "flash_attn", "low_cpu_mem_usage",
+    "compile_layers", "shared_prompt", "enable_liger_kernel", "cuda_alloc_conf", "flash_attn", "low_cpu_mem_usage",
     "use_fast_tokenizer", "include_num_input_tokens_seen", "save_only_model", "save_safetensors",
 })
 TRAINING_SECTIONS = ("model", "data", "finetuning", "tokens", "preference", "ppo", "grpo", "speed", "run",
