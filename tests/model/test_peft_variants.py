@@ -77,12 +77,21 @@ def test_oft_builds_orthogonal_blocks_and_starts_as_the_base(llama3_model):
     assert trainable and all(".oft_" in n for n in trainable)
 
 
+def test_oft_target_is_not_read_and_says_so(llama3_model, caplog):
+    with caplog.at_level("WARNING"):
+        model = apply(llama3_model, finetuning_type="oft", oft_target="q_proj", lora_target="v_proj")
+    assert "oft_target (q_proj) is not read" in caplog.text
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(".v_proj." in n for n in trainable)
+
+
 @pytest.mark.parametrize("keys,message", [
     ({"finetuning_type": "oft", "oft_rank": 4}, "exactly one of `oft_rank` and `oft_block_size`"),
     ({"finetuning_type": "oft", "oft_block_size": 0}, "exactly one of `oft_rank` and `oft_block_size`"),
     ({"finetuning_type": "full", "use_dora": True}, "`use_dora` is an option of `finetuning_type: lora`"),
     ({"finetuning_type": "oft", "pissa_init": True}, "`pissa_init` is an option of `finetuning_type: lora`"),
     ({"pissa_convert": True}, "needs `pissa_init: true`"),
+    ({"pissa_init": True, "adapter_name_or_path": "a"}, "set `create_new_adapter: true`"),
     ({"pissa_init": True, "stage": "kto", "dataset": "f"}, "the residual, not the original model"),
     ({"use_llama_pro": True, "finetuning_type": "full"}, "not full"),
     ({"use_llama_pro": True, "freeze_trainable_layers": -2, "finetuning_type": "freeze"}, "must be positive"),

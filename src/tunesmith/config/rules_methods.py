@@ -59,6 +59,10 @@ def peft_variants_fit(cfg: Config, origins: Origins) -> None:
     if ft.pissa_convert and not ft.pissa_init:
         raise ConfigError(f"{_where(origins, 'pissa_convert')}: `pissa_convert` converts a PiSSA adapter; it needs "
                           "`pissa_init: true`")
+    if ft.pissa_init and cfg.model.adapter_name_or_path and not ft.create_new_adapter:
+        raise ConfigError(f"{_where(origins, 'pissa_init')}: `pissa_init` initialises a new adapter, but the last of "
+                          "`adapter_name_or_path` would be resumed instead; set `create_new_adapter: true` (the "
+                          "loaded adapters are merged first) or remove `pissa_init`")
     if ft.pissa_init and ft.use_dora:
         raise ConfigError(f"{_where(origins, 'pissa_init')}: `pissa_init` and `use_dora` do not combine (peft); "
                           "choose one")

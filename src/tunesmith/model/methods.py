@@ -125,6 +125,9 @@ def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable:
     if not is_trainable:
         return model
     targets = lora_target_modules(model, args.lora_target)
+    if args.finetuning_type == "oft" and args.oft_target != args.lora_target:
+        logger.warning("oft_target (%s) is not read, as in LLaMA-Factory: OFT adapts the modules of lora_target (%s)",
+                       ",".join(args.oft_target), ",".join(args.lora_target))
     if args.use_llama_pro:
         targets = llama_pro_targets(model, *decoder_layers(model), args.freeze_trainable_layers, targets)
     embeddings = embedding_module_names(model) if train_embeddings else []
