@@ -174,3 +174,33 @@ def test_reward_loss_equal_in_both_layouts_and_shared_rows_are_shorter():
     torch.testing.assert_close(values[0][0], values[1][0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(values[0][1], values[1][1], atol=1e-5, rtol=1e-5)
     assert (values[0][2], values[1][2]) == (26, 20)  # each prompt once: 26 - (4 + 2) real tokens
+
+
+@pytest.mark.parametrize("overrides, shared, reason", [
+    ({}, True, "one prompt pass"),
+    ({"shared_prompt": False}, False, "shared_prompt: false"),
+    ({"flash_attn": "eager"}, False, "attention eager takes no custom 4D mask"),
+    ({"stage": "grpo", "reward_funcs": "accuracy"}, True, "one prompt pass"),
+])
+def test_run_plan_chooses_the_layout(qwen2_model, tmp_path, overrides, shared, reason):
+    from tunesmith.config.load import build_config
+    from tunesmith.stages.registry import get_stage
+    from tunesmith.train.plan import make_plan
+
+    raw = {"model_name_or_path": str(qwen2_model), "stage": "dpo", "do_train": True, "finetuning_type": "lora",
+           "dataset": "pairs", "template": "qwen3_nothink", "output_dir": str(tmp_path), **overrides}
+    cfg = build_config({k: (v, "test") for k, v in raw.items()})
+    plan = make_plan(cfg, get_stage(cfg.stage))
+    assert plan.shared_prompt is shared and reason in plan.shared_prompt_reason
+    assert ("prompt rows" in plan.summary()) and make_plan(
+        build_config({k: (v, "test") for k, v in {**raw, "stage": "sft"}.items() if k != "reward_funcs"}),
+        get_stage("sft")).shared_prompt_reason == ""
+
+
+def test_sliding_window_models_keep_separate_rows():
+    from tunesmith.stages.preference.shared_prompt import layout_choice
+
+    assert layout_choice("sdpa", {"sliding_window": 4096, "use_sliding_window": False})[0] is True
+    assert layout_choice("sdpa", {"sliding_window": 4096})[0] is False  # mistral-style: window always on
+    assert layout_choice("sdpa", {"layer_types": ["full_attention", "sliding_attention"]})[0] is False
+    assert layout_choice("flash_attention_2", {})[0] is False
