@@ -28,6 +28,35 @@ def test_badam_trains_only_the_active_block_and_switches(qwen2_model, tmp_path):
     assert not model.model.embed_tokens.weight.requires_grad
 
 
+def test_badam_checkpoint_continues_the_block_schedule(qwen2_model, tmp_path):
+    """A checkpoint records the active block and the step count: the resumed optimizer trains the same block
+    with its Adam state, and switches when the uninterrupted run would."""
+    ft = finetuning(use_badam=True, badam_switch_interval=2)
+    model = tiny(qwen2_model)
+    optimizer = build_optimizer(model, arguments(tmp_path, learning_rate=1e-2), ft)
+    for step in range(3):  # blocks 0, 0, 1
+        backward(model, seed=step)
+        optimizer.step()
+        optimizer.zero_grad()
+    state = optimizer.state_dict()
+    assert state["active_block"] == 1
+    resumed = tiny(qwen2_model)
+    resumed.load_state_dict(model.state_dict())
+    again = build_optimizer(resumed, arguments(tmp_path, learning_rate=1e-2), ft)
+    again.load_state_dict(state)
+    block_1 = {id(p) for g in again.base_optimizer.param_groups for p in g["params"]}
+    assert {int(s["step"]) for s in again.base_optimizer.state.values()} == {1}  # block 1's Adam state is back
+    assert {id(p) for p in again.base_optimizer.state} == block_1
+    moved = []
+    for step in range(3, 5):  # block 1 once more, then block 2
+        before = snapshot(resumed)
+        backward(resumed, seed=step)
+        again.step()
+        again.zero_grad()
+        moved.append({n.split(".")[2] for n in changed(resumed, before)})
+    assert moved == [{"1"}, {"2"}]
+
+
 def test_badam_never_switching_keeps_its_block(qwen2_model, tmp_path):
     model = tiny(qwen2_model)
     ft = finetuning(use_badam=True, badam_switch_interval=-1, badam_start_block=3)

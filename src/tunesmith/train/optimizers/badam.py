@@ -34,6 +34,7 @@ def build_badam(model, args, ft, accelerator=None) -> torch.optim.Optimizer:
         # BlockOptimizer counts the steps from 1 when it checks for a switch, so its first block would train one
         # step fewer than badam_switch_interval: counting from 0 gives every block the interval
         optimizer.global_step = -1
+        checkpointed_blocks(optimizer)
         logger.info("BAdam layer-wise: %d blocks, %s, switching every %s steps, first block %d",
                     optimizer.block_num, ft.badam_switch_mode, "never" if interval == NEVER else interval,
                     optimizer.current_block_idx)
@@ -53,3 +54,30 @@ def build_badam(model, args, ft, accelerator=None) -> torch.optim.Optimizer:
         accelerator.clip_grad_norm_ = MethodType(clip_grad_norm_old_version, accelerator)
     logger.info("BAdam ratio-based: update ratio %g, %s mask", ft.badam_update_ratio, ft.badam_mask_mode)
     return optimizer
+
+
+def checkpointed_blocks(optimizer) -> None:
+    """A checkpoint of BlockOptimizer holds only its base optimizer's state, which belongs to the block active
+    when it was saved: save the block and the step count with it, and on loading switch to that block first, so
+    a resumed run continues the block schedule where it stopped (instead of restarting at the first block with
+    another block's Adam state)."""
+    base = optimizer.base_optimizer
+
+    def state_dict() -> dict:
+        return {"base": base.state_dict(), "active_block": active_block(optimizer),
+                "global_step": optimizer.global_step}
+
+    def load_state_dict(state: dict) -> None:
+        optimizer.current_block_idx = state["active_block"]
+        optimizer.switch_trainable_params(verbose=0)  # makes it active, then points at the next one
+        optimizer.global_step = state["global_step"]
+        base.load_state_dict(state["base"])
+
+    optimizer.state_dict = state_dict
+    optimizer.load_state_dict = load_state_dict
+
+
+def active_block(optimizer) -> int:
+    """Index of the block that trains now (BlockOptimizer keeps the index of the next one)."""
+    prefixes = optimizer.active_param_prefixs
+    return optimizer.block_prefix_list.index(prefixes[:len(prefixes) - len(optimizer.active_modules)])
