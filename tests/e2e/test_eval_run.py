@@ -69,3 +69,15 @@ def test_early_stopping_needs_evaluations(tmp_path, data_dir):
         build_config({k: (v, "t.yaml") for k, v in raw.items()})
     with pytest.raises(ConfigError, match="val_size"):
         build_config({k: (v, "t.yaml") for k, v in {**raw, "val_size": 0, "eval_strategy": "steps"}.items()})
+
+
+def test_eval_of_a_run_with_added_tokens_reports_their_f1(lora_tokens_run, data_dir, tmp_path):
+    from tunesmith.config.load import build_config
+    from tunesmith.evaluation.run import run
+
+    raw = {"model_name_or_path": str(lora_tokens_run), "do_eval": True, "eval_dataset": "arith",
+           "dataset_dir": str(data_dir), "output_dir": str(tmp_path / "m"), "cutoff_len": 128}
+    metrics = run(build_config({k: (v, "t.yaml") for k, v in raw.items()}))
+    assert {"eval_special_precision", "eval_special_recall", "eval_special_f1"} <= set(metrics)  # the run's <tool>
+    assert math.isfinite(metrics["eval_loss"]) and metrics["eval_samples"] == 8
+    assert json.loads((tmp_path / "m" / "eval_results.json").read_text()) == metrics

@@ -1,6 +1,10 @@
 """`do_predict` with `predict_with_generate`: a reply generated for every evaluation example, written in order to
 generated_predictions.jsonl (prompt, predict, label), scored with BLEU-4 and ROUGE-1/2/L (nlg.py) into
-predict_results.json with the generation throughput."""
+predict_results.json with the generation throughput.
+
+The label is the reference reply as training trains it, without what a template writes after the end-of-turn
+token: LLaMA-Factory's label also carries that text (ChatML's newline after `<|im_end|>`), which its BLEU then
+counts against every prediction."""
 
 from __future__ import annotations
 

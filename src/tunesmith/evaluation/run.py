@@ -6,6 +6,7 @@ when it does not train."""
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 
 from ..config.rules_evaluation import EVALUATING_STAGES, evaluates, trains
@@ -44,6 +45,8 @@ def evaluate_model(cfg: Config, model_cfg: Config, after_training: bool = False)
                     "causal-LM evaluation", cfg.stage)
     do_predict = bool(cfg.training.get("do_predict"))
     if not (do_eval or do_predict):
+        return {}
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: the first process evaluates, the others are done
         return {}
     if do_predict:
         require_nlg_packages()  # before the model loads
