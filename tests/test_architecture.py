@@ -23,6 +23,7 @@ ALLOWED = {
     "train": {"config", "data", "templates", "model", "stages", "utils"},
     "infer": {"config", "templates", "model", "utils"},
     "serve": {"config", "infer", "utils"},
+    "webui": {"config", "data", "templates", "infer", "utils"},  # runs training as a subprocess, never imports train
     "evaluation": {"config", "data", "templates", "model", "stages", "train", "infer", "utils"},
 }
 BASE = {"types", "utils", "config", "__version__"}  # __version__: the package root

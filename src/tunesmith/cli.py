@@ -18,6 +18,8 @@ commands:
   api         serve an OpenAI-compatible API: tunesmith api cfg.yaml|OUTPUT_DIR [--host H] [--port P] [--api-key K]
   export      merge adapters and write a plain model: tunesmith export cfg.yaml|OUTPUT_DIR export_dir=DIR [...]
   eval        score a multiple-choice exam (MMLU/CMMLU/C-Eval layout): tunesmith eval cfg.yaml|MODEL task=mmlu_test
+  webui       the whole workflow in a browser: tunesmith webui [--host H] [--port P] [--password P] [--allow-path D]
+  webchat     chat in a browser: tunesmith webchat cfg.yaml|OUTPUT_DIR [--host H] [--port P] [--password P]
   tiny-model  build a small offline model with its own BPE tokenizer: tunesmith tiny-model OUT_DIR [options]
   llama-pro   add LLaMA Pro blocks: tunesmith llama-pro --model_name_or_path M --output_dir D --num_expand N
   env         print versions of tunesmith, Python, torch and the libraries it builds on
@@ -163,6 +165,12 @@ def cmd_eval(argv: list[str]) -> int:
     return 0
 
 
+def cmd_webui(argv: list[str], chat_only: bool = False) -> int:
+    from .webui.main import main as webui
+
+    return webui(argv, chat_only=chat_only)
+
+
 def tiny_model_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunesmith tiny-model",
                                      description="Build a small random causal LM with a trained byte-level BPE "
@@ -274,6 +282,10 @@ def command_help(name: str) -> str:
 
     if name == "tiny-model":
         return tiny_model_parser().format_help()
+    if name in ("webui", "webchat"):
+        from .webui.main import parser as webui_parser
+
+        return webui_parser(name == "webchat").format_help()
     if name == "llama-pro":
         from .model.llama_pro import parser
 
@@ -299,7 +311,7 @@ def _print_help(text: str) -> int:
 
 
 COMMANDS = {"train": cmd_train, "data": cmd_data, "chat": cmd_chat, "api": cmd_api, "export": cmd_export,
-            "eval": cmd_eval,
+            "eval": cmd_eval, "webui": cmd_webui, "webchat": lambda argv: cmd_webui(argv, chat_only=True),
             "tiny-model": cmd_tiny_model, "llama-pro": cmd_llama_pro, "env": cmd_env, "version": cmd_version}
 
 

@@ -1,0 +1,43 @@
+"""The web UI reads and writes only under its working directory unless a folder is allowed (--allow-path)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunesmith.config.errors import ConfigError
+from tunesmith.webui.form import check_paths
+from tunesmith.webui.paths import PathPolicy
+
+
+def test_paths_under_the_working_directory_only(tmp_path):
+    work, other = tmp_path / "work", tmp_path / "other"
+    work.mkdir()
+    other.mkdir()
+    policy = PathPolicy.create(work)
+    assert policy.check("saves/run", "output_dir") == work / "saves" / "run"
+    assert policy.check(str(work / "x"), "output_dir") == work / "x"
+    with pytest.raises(ConfigError, match=r"`output_dir`: .*other.* is outside .*--allow-path"):
+        policy.check(str(other / "run"), "output_dir")
+    with pytest.raises(ConfigError, match="outside"):
+        policy.check("../other", "dataset_dir")  # `..` is resolved before the check
+    (work / "link").symlink_to(other)
+    with pytest.raises(ConfigError, match="outside"):
+        policy.check("link/run", "output_dir")  # so are symlinks
+    with pytest.raises(ConfigError, match="is empty"):
+        policy.check("  ", "export_dir")
+    allowed = PathPolicy.create(work, allowed=(other,))
+    assert allowed.check("link/run", "output_dir") == other / "run"
+
+
+def test_models_hub_ids_and_config_keys(tmp_path):
+    policy = PathPolicy.create(tmp_path / "work")
+    assert policy.check_model("Qwen/Qwen3-0.6B") == "Qwen/Qwen3-0.6B"  # a hub id is not a path
+    with pytest.raises(ConfigError, match="model_name_or_path"):
+        policy.check_model("/opt/models/x")
+    with pytest.raises(ConfigError, match="outside"):
+        policy.check_model("./../Qwen3")  # ./x is always local
+    with pytest.raises(ConfigError, match="`export_dir`"):
+        check_paths({"model_name_or_path": "Qwen/Qwen3-0.6B", "export_dir": "/tmp/elsewhere"}, policy)
+    with pytest.raises(ConfigError, match="`adapter_name_or_path`"):
+        check_paths({"adapter_name_or_path": "a,/etc"}, policy)
+    check_paths({"model_name_or_path": "Qwen/Qwen3-0.6B", "dataset_dir": "data", "output_dir": "saves/x"}, policy)
