@@ -20,7 +20,7 @@ from tunesmith.webui.paths import PathPolicy
 # A stand-in for `tunesmith ...`: starts a grandchild (to check the process group ends), writes its pid, sleeps.
 SLEEPER = ("import subprocess, sys, time, pathlib; "
            "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
-           "pathlib.Path(sys.argv[-1]).write_text(str(c.pid)); time.sleep(60)")
+           "sys.argv[-1].endswith('.pid') and pathlib.Path(sys.argv[-1]).write_text(str(c.pid)); time.sleep(60)")
 
 
 def sleeper_jobs(state, work) -> Jobs:
@@ -104,3 +104,47 @@ def test_progress_and_curves_from_trainer_log(tmp_path):
     assert curve_rows(records, CURVES["special tokens"]) == [(1, 7.5, "special_loss")]
     assert progress_text(records, None) == ("no run started here; step 2/4 (50.0%), elapsed 0:00:02, remaining "
                                             "0:00:02, loss 4.0000")
+
+
+def test_resume_predict_and_export_commands(tmp_path, data_dir):
+    from tunesmith.config.load import load_config
+
+    work = tmp_path / "work"
+    (work / "saves" / "run").mkdir(parents=True)
+    ui = WebUI(Settings(PathPolicy.create(work, allowed=(data_dir,))))
+    ui.jobs.program = [sys.executable, "-c", SLEEPER]
+    form = {f.key: f.default for f in form_fields()} | {
+        "model_name_or_path": "Qwen/Qwen3-0.6B", "dataset": ["arith"], "dataset_dir": str(data_dir),
+        "template": "qwen3_nothink", "cutoff_len": 256, "output_dir": "saves/run", "overwrite_output_dir": True}
+    ui.start_train(form, "", "configs/train.yaml", resume=True)  # resume never starts over
+    assert "overwrite_output_dir" not in (work / "configs" / "train.yaml").read_text()
+    ui.jobs.stop_all()
+
+    ui.start_predict(form, "", "saves/run", "arith", True, False, 32, "saves/run/predict", "configs/predict.yaml")
+    job = ui.jobs.jobs[(work / "saves" / "run" / "predict").resolve()]
+    assert job.process.args[-2:] == ["train", str(work / "configs" / "predict.yaml")]
+    cfg = load_config([str(work / "configs" / "predict.yaml")])  # what `tunesmith train` reads
+    assert cfg.training["do_predict"] and cfg.evaluation.predict_with_generate and "do_train" not in cfg.training
+    assert cfg.model.model_name_or_path == str(work / "saves" / "run") and cfg.data.eval_dataset == ("arith",)
+    assert cfg.data.template == "qwen3_nothink" and cfg.data.cutoff_len == 256
+    assert cfg.generating.max_new_tokens == 32 and cfg.output_dir == "saves/run/predict"
+
+    ui.start_export("saves/run", "exports/m", 2)
+    job = ui.jobs.jobs[(work / "exports" / "m").resolve()]
+    assert job.process.args[-4:] == ["export", str(work / "saves" / "run"), f"export_dir={work / 'exports' / 'm'}",
+                                     "export_size=2"]
+    with pytest.raises(ConfigError, match="`export_dir`.*outside"):
+        ui.start_export("saves/run", str(tmp_path / "elsewhere"), 2)
+    ui.jobs.stop_all()
+
+
+def test_data_preview_marks_trained_spans(tmp_path, qwen2_model, data_dir):
+    work = tmp_path / "work"
+    work.mkdir()
+    ui = WebUI(Settings(PathPolicy.create(work, allowed=(qwen2_model, data_dir))))
+    form = {f.key: f.default for f in form_fields()} | {
+        "model_name_or_path": str(qwen2_model), "dataset": ["arith"], "dataset_dir": str(data_dir),
+        "template": "qwen3_nothink", "cutoff_len": 128, "output_dir": "saves/p"}
+    text = ui.preview_data(form, "", "configs/p.yaml")
+    assert "--- example 0" in text and "⟦1+1=2<|im_end|>⟧" in text, text  # the reply and its end of turn train
+    assert not (work / "saves" / "p").exists()  # a preview writes no run

@@ -41,3 +41,21 @@ def test_models_hub_ids_and_config_keys(tmp_path):
     with pytest.raises(ConfigError, match="`adapter_name_or_path`"):
         check_paths({"adapter_name_or_path": "a,/etc"}, policy)
     check_paths({"model_name_or_path": "Qwen/Qwen3-0.6B", "dataset_dir": "data", "output_dir": "saves/x"}, policy)
+
+
+def test_webchat_refuses_a_path_outside_before_serving(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("gradio", reason="needs gradio (pip install 'tunesmith[webui]')")
+    from tunesmith.cli import main
+
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert main(["webchat", str(tmp_path / "model")]) == 2
+    err = capsys.readouterr().err
+    assert "is outside the folders this UI may use" in err and "--allow-path" in err
+
+
+def test_loopback_hosts():
+    from tunesmith.webui.app import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
