@@ -165,11 +165,32 @@ def test_stacked_adapters_are_merged_in_order(qwen2_model, tmp_path):
 def test_a_residual_pissa_adapter_is_refused(qwen2_model, tmp_path):
     from tunesmith.model.peft_variants import refuse_residual_adapter
 
-    apply(qwen2_model, pissa_init=True, pissa_iter=2).save_pretrained(tmp_path / "pissa")
-    with pytest.raises(ConfigError, match="PiSSA adapter .* trained on the residual"):
+    from peft import PeftModel
+
+    fast = apply(qwen2_model, pissa_init=True, pissa_iter=2)
+    perturb(fast)
+    fast.save_pretrained(tmp_path / "pissa")
+    reloaded = PeftModel.from_pretrained(base(qwen2_model), tmp_path / "pissa")  # peft splits W again: new sketch
+    assert (logits(reloaded) - logits(fast)).abs().max() > 1e-2
+    with pytest.raises(ConfigError, match="PiSSA adapter .* a fast randomised SVD"):
         refuse_residual_adapter(tmp_path / "pissa")
     with pytest.raises(ConfigError, match="train with `pissa_convert: true`"):
         apply(qwen2_model, adapter_name_or_path=str(tmp_path / "pissa"))
+    exact = apply(qwen2_model, pissa_init=True, pissa_iter=-1)
+    perturb(exact)
+    exact.save_pretrained(tmp_path / "exact")
+    refuse_residual_adapter(tmp_path / "exact")  # the exact SVD gives the same residual again: accepted
+    reloaded = PeftModel.from_pretrained(base(qwen2_model), tmp_path / "exact")
+    torch.testing.assert_close(logits(reloaded), logits(exact), rtol=1e-3, atol=1e-3)
+
+
+def perturb(model) -> None:
+    """Move the adapter's A and B as training would."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_" in name:
+                param.add_(torch.randn(param.shape, generator=generator) * 0.05)
 
 
 def test_pissa_conversion_applies_to_the_original_base(qwen2_model, tmp_path):
@@ -180,10 +201,7 @@ def test_pissa_conversion_applies_to_the_original_base(qwen2_model, tmp_path):
 
     model = apply(qwen2_model, pissa_init=True, pissa_iter=2, lora_target="q_proj,down_proj")
     save_pissa_initial(model, tmp_path)
-    with torch.no_grad():  # as if trained: A and B moved
-        for name, param in model.named_parameters():
-            if "lora_" in name:
-                param.add_(torch.randn_like(param) * 0.05)
+    perturb(model)  # as if trained
     trained = logits(model)
     assert (trained - logits(base(qwen2_model))).abs().max() > 1e-2
     save_pissa_converted(model, tmp_path)
@@ -193,7 +211,7 @@ def test_pissa_conversion_applies_to_the_original_base(qwen2_model, tmp_path):
     on_original = PeftModel.from_pretrained(base(qwen2_model), tmp_path)
     torch.testing.assert_close(logits(on_original), trained, rtol=1e-4, atol=1e-4)
     raw = PeftModel.from_pretrained(base(qwen2_model), tmp_path / "pissa_backup")  # what the refusal prevents
-    assert (logits(raw) - trained).abs().max() > 1e-2
+    assert (logits(raw) - trained).abs().max() > 1e-2  # (peft re-splits W with a new random sketch)
 
 
 @pytest.mark.parametrize("method", [{"finetuning_type": "oft"}, {"use_dora": True}, {"use_rslora": True}],

@@ -143,19 +143,21 @@ def save_pissa_converted(model, output_dir: str | Path) -> Path:
 
 
 def refuse_residual_adapter(path: str | Path) -> None:
-    """A PiSSA adapter saved as trained belongs to the residual base weights: applied to the original base model
-    it gives wrong outputs, so it is refused with what to use instead."""
+    """An unconverted PiSSA adapter from the fast SVD (`pissa_iter` >= 0) is refused: loading it, peft splits the
+    base weights again with a new random sketch, so the residual differs from the one it was trained on and the
+    outputs are wrong. (With the exact SVD, `pissa_iter: -1`, peft recomputes the same residual: it loads.)"""
     import json
 
     config = Path(path) / "adapter_config.json"
     init = json.loads(config.read_text(encoding="utf-8")).get("init_lora_weights") if config.is_file() else None
-    if isinstance(init, str) and init.startswith("pissa"):
+    if isinstance(init, str) and init.startswith("pissa_niter"):
         converted = next((p for p in (Path(path) / PISSA_CONVERTED_DIR, Path(path).parent / PISSA_CONVERTED_DIR)
                           if p.is_dir()), None)
         instead = (f"use {converted}, the same adapter converted for the original base" if converted else
                    "train with `pissa_convert: true`, which saves it converted for the original base")
-        raise ConfigError(f"{path} holds a PiSSA adapter (init_lora_weights: {init}) trained on the residual of the "
-                          f"base weights; applied to the original base model it would give wrong outputs: {instead}")
+        raise ConfigError(f"{path} holds a PiSSA adapter (init_lora_weights: {init}) trained on a residual of the "
+                          "base weights that a fast randomised SVD chose; loaded again, peft would choose another "
+                          f"residual and the outputs would be wrong: {instead}")
 
 
 def adapter_kind(path: str | Path) -> str:
