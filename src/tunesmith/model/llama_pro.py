@@ -29,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", "--output-dir", required=True)
     p.add_argument("--num_expand", "--num-expand", type=int, required=True,
                    help="blocks to insert; the model's layer count must be a multiple of it")
+    p.add_argument("--shard_size", "--shard-size", default="5GB", help="largest weight file (default 5GB)")
     p.add_argument("--trust_remote_code", "--trust-remote-code", action="store_true")
     return p
 
@@ -73,7 +74,8 @@ def expand_model(model, num_expand: int):
     return new_ids
 
 
-def expand_blocks(model_name_or_path: str, output_dir: str, num_expand: int, trust_remote_code: bool = False) -> Path:
+def expand_blocks(model_name_or_path: str, output_dir: str, num_expand: int, trust_remote_code: bool = False,
+                  shard_size: str = "5GB") -> Path:
     """Write the expanded model and its tokenizer to ``output_dir``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -84,7 +86,7 @@ def expand_blocks(model_name_or_path: str, output_dir: str, num_expand: int, tru
                                                  trust_remote_code=trust_remote_code)
     before = model.config.num_hidden_layers
     new_ids = expand_model(model, num_expand)
-    model.save_pretrained(out)
+    model.save_pretrained(out, max_shard_size=shard_size)
     AutoTokenizer.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code).save_pretrained(out)
     logger.info("expanded %d layers to %d: new blocks %s", before, len(new_ids) + before, new_ids)
     print(f"Expanded the model's {before} layers to {before + len(new_ids)} (new zero-output blocks {new_ids}) in "
@@ -95,5 +97,6 @@ def expand_blocks(model_name_or_path: str, output_dir: str, num_expand: int, tru
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    expand_blocks(args.model_name_or_path, args.output_dir, args.num_expand, args.trust_remote_code)
+    expand_blocks(args.model_name_or_path, args.output_dir, args.num_expand, args.trust_remote_code,
+                  args.shard_size)
     return 0
