@@ -74,6 +74,8 @@ def test_train_watch_and_chat_in_a_browser(tmp_path, qwen2_model, data_dir):
             for elem_id, value in (("cutoff_len", "128"), ("learning_rate", "0.01"), ("max_steps", "4"),
                                    ("per_device_train_batch_size", "4"), ("logging_steps", "1"), ("seed", "0")):
                 fill(elem_id, value)
+            page.get_by_role("button", name="special tokens").click()  # a closed accordion
+            fill("add_special_tokens", "<calc>,</calc>")
             fill("extra_yaml", "report_to: none\nlr_scheduler_type: constant\ndisable_tqdm: true")
             fill("output_dir", "saves/ui")
             page.click("#preview_yaml")
@@ -86,6 +88,8 @@ def test_train_watch_and_chat_in_a_browser(tmp_path, qwen2_model, data_dir):
                                    cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             sync_api.expect(page.locator("#train_progress")).to_contain_text("finished (exit code 0)")
             sync_api.expect(page.locator("#curve_summary")).to_contain_text("loss: 4 points")
+            # the special-token curve: added tokens log the ordinary-token loss beside the special one
+            sync_api.expect(page.locator("#curve_summary")).to_contain_text("ordinary_loss: 4 points")
             assert page.locator("#curve_0 canvas, #curve_0 svg").count() > 0  # the chart is drawn
 
             page.get_by_role("tab", name="Chat").click()
@@ -114,9 +118,15 @@ def test_train_watch_and_chat_in_a_browser(tmp_path, qwen2_model, data_dir):
         demo.close()
 
     assert "max_steps: 4" in saved.read_text(encoding="utf-8")
+    assert "add_special_tokens: <calc>,</calc>" in saved.read_text(encoding="utf-8")
     _, err = cli.communicate(timeout=300)
     assert cli.returncode == 0, err[-2000:]
     ui_losses, cli_losses = losses(work / "saves" / "ui"), losses(work / "saves" / "cli")
     assert len(ui_losses) == 4 and ui_losses == pytest.approx(cli_losses, rel=1e-5)
-    assert (work / "saves" / "ui" / "adapter_model.safetensors").is_file()
+    from safetensors.torch import load_file
+
+    ui_weights, cli_weights = (load_file(work / "saves" / name / "adapter_model.safetensors") for name in ("ui", "cli"))
+    assert ui_weights.keys() == cli_weights.keys() and ui_weights
+    for name, tensor in ui_weights.items():
+        assert (tensor - cli_weights[name]).abs().max() < 1e-5, name
     shutil.rmtree(tmp_path / "ud", ignore_errors=True)

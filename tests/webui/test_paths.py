@@ -40,7 +40,15 @@ def test_models_hub_ids_and_config_keys(tmp_path):
         check_paths({"model_name_or_path": "Qwen/Qwen3-0.6B", "export_dir": "/tmp/elsewhere"}, policy)
     with pytest.raises(ConfigError, match="`adapter_name_or_path`"):
         check_paths({"adapter_name_or_path": "a,/etc"}, policy)
-    check_paths({"model_name_or_path": "Qwen/Qwen3-0.6B", "dataset_dir": "data", "output_dir": "saves/x"}, policy)
+    with pytest.raises(ConfigError, match="`ref_model`"):
+        check_paths({"ref_model": "/srv/ref"}, policy)
+    with pytest.raises(ConfigError, match="`deepspeed`"):
+        check_paths({"deepspeed": "../ds_z3_config.json"}, policy)
+    with pytest.raises(ConfigError, match="`resume_from_checkpoint`"):
+        check_paths({"resume_from_checkpoint": "/elsewhere/checkpoint-5"}, policy)
+    check_paths({"model_name_or_path": "Qwen/Qwen3-0.6B", "dataset_dir": "data", "output_dir": "saves/x",
+                 "reward_model": "http://127.0.0.1:8000/score", "resume_from_checkpoint": True,
+                 "deepspeed": {"zero_optimization": {"stage": 0}}}, policy)
 
 
 def test_webchat_refuses_a_path_outside_before_serving(tmp_path, monkeypatch, capsys):

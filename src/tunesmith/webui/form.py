@@ -199,19 +199,25 @@ def validate_yaml(text: str, origin: str, purpose: str | None = None) -> Config:
 
 
 PATH_KEYS = ("dataset_dir", "output_dir", "export_dir", "tokenized_path", "new_special_tokens_config",
-             "special_tokens_file")
+             "special_tokens_file", "cache_dir", "save_dir", "task_dir", "logging_dir", "deepspeed")
+MODEL_KEYS = ("model_name_or_path", "ref_model", "reward_model")  # a hub id, or an allowed path
+LIST_KEYS = ("adapter_name_or_path", "ref_model_adapters", "reward_model_adapters")
 
 
 def check_paths(cfg_values: dict[str, Any], policy: PathPolicy) -> None:
     """Every path the run reads or writes must be allowed (ConfigError naming the key otherwise)."""
-    if cfg_values.get("model_name_or_path"):
-        policy.check_model(str(cfg_values["model_name_or_path"]))
-    adapters = cfg_values.get("adapter_name_or_path")
-    for adapter in ([] if not adapters else str(adapters).split(",") if isinstance(adapters, str) else adapters):
-        policy.check(str(adapter).strip(), "adapter_name_or_path")
-    for key in PATH_KEYS:
-        if cfg_values.get(key):
-            policy.check(str(cfg_values[key]), key)
+    for key in MODEL_KEYS:
+        if isinstance(cfg_values.get(key), str) and cfg_values[key].strip() and \
+                not (key == "reward_model" and cfg_values[key].startswith(("http://", "https://"))):
+            policy.check_model(cfg_values[key], key)
+    for key in LIST_KEYS:
+        paths = cfg_values.get(key) or []
+        for path in paths.split(",") if isinstance(paths, str) else paths:
+            policy.check(str(path).strip(), key)
+    for key in (*PATH_KEYS, "resume_from_checkpoint"):
+        value = cfg_values.get(key)
+        if value and isinstance(value, str) and value.lower() != "true":
+            policy.check(value, key)
 
 
 def save_yaml(text: str, path: Path, purpose: str | None = None) -> Config:
