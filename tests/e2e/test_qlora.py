@@ -221,3 +221,39 @@ def test_reference_model_quantized_on_the_fly(qwen2_model, data_dir, tmp_path, c
         result = run_training(cfg)
     assert caplog.text.count("Quantizing model to 8 bit with bitsandbytes") == 1  # the reference only
     assert result.global_step == 2
+
+
+@pytest.fixture(scope="module")
+def bnb_checkpoint(tmp_path_factory, qwen2_model):
+    """A bitsandbytes-serialized 4-bit checkpoint (config.json carries its quantization_config)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    out = tmp_path_factory.mktemp("prequantized") / "bnb4"
+    model = AutoModelForCausalLM.from_pretrained(qwen2_model, dtype=torch.float32, quantization_config=BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32, bnb_4bit_quant_type="nf4"))
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(qwen2_model).save_pretrained(out)
+    return out
+
+
+def test_pre_quantized_checkpoint_trains_lora_and_exports_de_quantized(bnb_checkpoint, data_dir, tmp_path, caplog):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    with pytest.raises(ConfigError, match="`finetuning_type: full` cannot train a pre-quantized bitsandbytes model"):
+        qlora_config(bnb_checkpoint, data_dir, tmp_path / "full", dataset="arith", quantization_bit=None,
+                     finetuning_type="full")
+    cfg = qlora_config(bnb_checkpoint, data_dir, tmp_path / "run", dataset="arith", quantization_bit=None,
+                       learning_rate=2e-2, max_steps=4)
+    with caplog.at_level(logging.INFO, logger="tunesmith"):
+        run = run_training(cfg).output_dir
+        assert main(["export", str(run), f"export_dir={tmp_path / 'merged'}"]) == 0
+    assert "loading a pre-quantized 4-bit bitsandbytes model" in caplog.text
+    assert f"de-quantized the bitsandbytes base {bnb_checkpoint} to float32" in caplog.text
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32)
+    assert not is_quantized(merged)
+    assert "quantization_config" not in json.loads((tmp_path / "merged" / "config.json").read_text())
+    served = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(bnb_checkpoint), run)  # as trained
+    ids = torch.tensor([[5, 17, 40, 99, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, served(ids).logits, rtol=1e-3, atol=1e-3)

@@ -96,7 +96,8 @@ def load_kwargs(args, path: str, compute_dtype, head: str = "lm", training: bool
         if missing:
             raise ConfigError(f"{path} is a {method}-quantized checkpoint; loading it needs {', '.join(missing)}: "
                               f"{_install_hint(missing)}")
-        logger.info("loading a pre-quantized %s-bit %s model", stored.get("bits", "?"), method.upper())
+        bits = stored.get("bits") or (4 if stored.get("load_in_4bit") else 8 if stored.get("load_in_8bit") else "?")
+        logger.info("loading a pre-quantized %s-bit %s model", bits, method)
         return {}
     bits, method = args.quantization_bit, args.quantization_method
     if bits is None:
@@ -287,4 +288,22 @@ def dequantized(model, path: str, dtype):
                           f"({type(err).__name__}: {err}); merge onto the unquantized original instead") from None
     logger.info("de-quantized the %s base %s to %s to merge the adapters (the merged model is full precision; "
                 "quantization rounding of the base is kept)", method, path, str(dtype).replace("torch.", ""))
-    return model
+    return _plain_copy(model, dtype)
+
+
+def _plain_copy(model, dtype):
+    """The same weights in a freshly built model whose config has no quantization_config: a de-quantized model
+    still carries its loader's weight conversions, which transformers cannot reverse when saving."""
+    import copy
+
+    import torch
+
+    config = copy.deepcopy(model.config)
+    for key in ("quantization_config", "_pre_quantization_dtype"):
+        if key in config.__dict__:
+            delattr(config, key)
+    with torch.random.fork_rng(devices=[]):
+        plain = type(model)(config).to(dtype)
+    plain.load_state_dict(model.state_dict(), strict=True)
+    plain.generation_config = model.generation_config
+    return plain

@@ -113,11 +113,13 @@ def precision(cfg: Config, cuda: bool) -> tuple[str, str | None, bool]:
 
 def layer_compilation(cfg: Config, packed_half: bool, cuda: bool) -> bool:
     """`compile_layers`, or when unset: on for packed half-precision training on a CUDA GPU, unless the whole
-    model is compiled (`torch_compile`) or activations are recomputed (gradient checkpointing)."""
+    model is compiled (`torch_compile`), activations are recomputed (gradient checkpointing) or the model is
+    quantized on the fly."""
     if cfg.speed.compile_layers is not None:
         return cfg.speed.compile_layers
     return (packed_half and cuda and not cfg.training.get("torch_compile")
-            and not checkpointing_arguments(cfg).get("gradient_checkpointing"))
+            and not checkpointing_arguments(cfg).get("gradient_checkpointing")
+            and cfg.model.quantization_bit is None)  # quantized layers (bitsandbytes, hqq) are not compiled
 
 
 def batching(cfg: Config, stage: Stage, packed_by_construction: bool) -> str:
