@@ -161,7 +161,7 @@ def test_bad_reward_settings_fail_clearly(sft_model, data_dir, tmp_path):
     with pytest.raises(ConfigError, match="`precompute_ref_log_probs` does not apply to ppo"):
         config(sft_model, data_dir, tmp_path / "d", **PPO, reward_model="http://x", reward_model_type="api",
                precompute_ref_log_probs=True)
-    with pytest.raises(ConfigError, match="only stage ppo uses a reward model"):
+    with pytest.raises(ConfigError, match="is set but only ppo and grpo use it"):
         config(sft_model, data_dir, tmp_path / "e", reward_model="http://x")
     api = dict(PPO, reward_model="http://127.0.0.1:9/score", reward_model_type="api")
     with pytest.raises(ConfigError, match="`val_size` is not available with stage ppo"):
