@@ -265,7 +265,7 @@ HELP: dict[str, tuple[str, str, tuple[str, ...], str | None, bool]] = {
                          "`llamafactory-cli eval`): the answer is the letter A-D the model finds most probable. "
                          "MODEL_OR_OUTPUT_DIR stands for model_name_or_path=...; adapters via adapter_name_or_path.",
              ("task=NAME_SPLIT  <folder>_<split> under task_dir, e.g. mmlu_test, cmmlu_test, ceval_validation",
-              "task_dir=DIR     folder of exam folders (default evaluation)", "lang=en|zh      prompt language",
+              "task_dir=DIR     folder of exam folders (default evaluation)", "lang=en|zh       prompt language (default en)",
               "n_shot=N         solved dev examples before each question (default 5)",
               "batch_size=N     questions per forward pass (default 4)",
               "save_dir=DIR     a new folder for results.json, results.log and scores.json",
