@@ -75,6 +75,18 @@ def test_export_quantization_needs_a_dataset_and_valid_bits():
                                                  "export_quantization_dataset": "d"}.items()}, purpose="export")
 
 
+def test_a_missing_backend_is_named_when_the_config_is_read(monkeypatch):
+    from tunesmith.config import rules_quantization
+
+    real = rules_quantization.importlib.util.find_spec
+    monkeypatch.setattr(rules_quantization.importlib.util, "find_spec",
+                        lambda name: None if name == "hqq" else real(name))
+    with pytest.raises(ConfigError, match=r"test.yaml: `quantization_method: hqq` needs hqq, which is not installed: "
+                                          r"`pip install hqq` \(or `pip install 'tunesmith\[quantization\]'`\)"):
+        cfg_of(quantization_bit=4, quantization_method="hqq")
+    assert cfg_of(quantization_method="hqq").model.quantization_bit is None  # not quantizing: nothing needed
+
+
 def test_bnb_configs_follow_the_keys():
     four = quantize.load_kwargs(cfg_of(quantization_bit=4, quantization_type="fp4", double_quantization=False).model,
                                 "nowhere", torch.bfloat16)
@@ -88,18 +100,20 @@ def test_bnb_configs_follow_the_keys():
 
 
 def test_missing_packages_are_named_before_loading(tmp_path, monkeypatch):
+    bnb4, plain = cfg_of(quantization_bit=4).model, cfg_of().model
+    eetq = cfg_of(quantization_bit=8, quantization_method="eetq").model
     real = quantize.importlib.util.find_spec
     monkeypatch.setattr(quantize.importlib.util, "find_spec",
                         lambda name: None if name in ("bitsandbytes", "gptqmodel") else real(name))
     with pytest.raises(ConfigError, match=r"`quantization_method: bnb` needs bitsandbytes: `pip install bitsandbytes` "
                                           r"\(or `pip install 'tunesmith\[quantization\]'`\)"):
-        quantize.load_kwargs(cfg_of(quantization_bit=4).model, "nowhere", torch.float32)
+        quantize.load_kwargs(bnb4, "nowhere", torch.float32)
     (tmp_path / "config.json").write_text(json.dumps({"quantization_config": {"quant_method": "gptq", "bits": 4}}))
     with pytest.raises(ConfigError, match=r"is a gptq-quantized checkpoint; loading it needs (optimum, )?gptqmodel"):
-        quantize.load_kwargs(cfg_of().model, str(tmp_path), torch.float32)
+        quantize.load_kwargs(plain, str(tmp_path), torch.float32)
     with pytest.raises(ConfigError, match="`quantization_method: eetq` needs"):
         monkeypatch.setattr(quantize.importlib.util, "find_spec", lambda name: None)
-        quantize.load_kwargs(cfg_of(quantization_bit=8, quantization_method="eetq").model, "nowhere", torch.float32)
+        quantize.load_kwargs(eetq, "nowhere", torch.float32)
 
 
 @pytest.mark.parametrize("bits,method,layer", [(4, "bnb", "Linear4bit"), (8, "bnb", "Linear8bitLt"),

@@ -3,6 +3,7 @@ several adapters and merge them, QLoRA takes exactly one)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,20 @@ def quantization_bits_fit(cfg: Config, origins: Origins) -> None:
             raise ConfigError(f"{_where(origins, key, 'quantization_method')}: `{key}: {bits}` is not available with "
                               f"`quantization_method: {method}`, which quantizes to "
                               f"{', '.join(map(str, METHOD_BITS[method]))} bits")
+
+
+PACKAGES = {"bnb": "bitsandbytes", "hqq": "hqq"}  # what on-the-fly quantization imports (eetq: at load, CUDA)
+
+
+def quantization_package_installed(cfg: Config, origins: Origins) -> None:
+    """Before any data is read or weights load: the backend's package (LLaMA-Factory checks it at load time)."""
+    bits = (cfg.model.quantization_bit, cfg.preference.ref_model_quantization_bit,
+            cfg.ppo.reward_model_quantization_bit)
+    package = PACKAGES.get(cfg.model.quantization_method)
+    if any(b is not None for b in bits) and package and importlib.util.find_spec(package) is None:
+        raise ConfigError(f"{_where(origins, 'quantization_bit', 'quantization_method')}: `quantization_method: "
+                          f"{cfg.model.quantization_method}` needs {package}, which is not installed: `pip install "
+                          f"{package}` (or `pip install 'tunesmith[quantization]'`)")
 
 
 def quantized_model_trains_lora(cfg: Config, origins: Origins) -> None:
@@ -118,6 +133,7 @@ def export_quantization_fits(cfg: Config, origins: Origins) -> None:
 
 
 TRAIN_RULES: tuple[Callable[[Config, Origins], None], ...] = (
-    quantization_bits_fit, quantized_model_trains_lora, device_map_fits)
-USE_RULES: tuple[Callable[[Config, Origins], None], ...] = (quantization_bits_fit, device_map_fits)
+    quantization_bits_fit, quantized_model_trains_lora, device_map_fits, quantization_package_installed)
+USE_RULES: tuple[Callable[[Config, Origins], None], ...] = (quantization_bits_fit, device_map_fits,
+                                                           quantization_package_installed)
 EXPORT_RULES: tuple[Callable[[Config, Origins], None], ...] = (export_quantization_fits,)
