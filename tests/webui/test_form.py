@@ -74,3 +74,20 @@ def test_form_defaults_are_the_libraries_defaults():
     assert by_key["cutoff_len"].default == DataArgs().cutoff_len
     assert by_key["dataset_dir"].default == DataArgs().dataset_dir
     assert by_key["init_special_tokens"].choices and by_key["lr_scheduler_type"].default == "linear"
+
+
+def test_a_saved_config_loads_back_into_the_form(tmp_path):
+    from tunesmith.webui.form import form_from_yaml
+
+    text = ("model_name_or_path: Qwen/Qwen3-0.6B\nstage: dpo\ndo_train: true\nfinetuning_type: lora\n"
+            "dataset: [dpo_en_demo, pairs]\ntemplate: qwen3_nothink\nlora_rank: 16\npref_beta: 0.2\n"
+            "lr_scheduler_type: cosine\nspecial_token_metrics: false\noutput_dir: saves/dpo\n"
+            "learning_rate: 5.0e-6\n")
+    form, extra = form_from_yaml(text, "dpo.yaml")
+    assert form["dataset"] == ["dpo_en_demo", "pairs"] and form["lora_rank"] == 16
+    assert form["special_token_metrics"] == "false" and form["stage"] == "dpo"
+    assert extra == "pref_beta: 0.2\n"  # a key the form does not show stays in the other-keys box
+    rebuilt = build_values(form, extra)
+    assert rebuilt["dataset"] == "dpo_en_demo,pairs" and rebuilt["dataset_dir"] == "data"  # the default, written
+    same = lambda cfg: dataclasses.replace(cfg, sources=())  # noqa: E731
+    assert same(validate_yaml(to_yaml(rebuilt), "x.yaml")) == same(validate_yaml(text, "x.yaml"))

@@ -16,7 +16,8 @@ from typing import Any
 from ..config.errors import ConfigError
 from . import jobs as runs
 from .chat import ChatSession, chat_tab
-from .form import GROUP_TITLES, build_values, check_paths, form_fields, save_yaml, to_yaml, validate_yaml
+from .form import (GROUP_TITLES, build_values, check_paths, form_fields, form_from_yaml, save_yaml, to_yaml,
+                   validate_yaml)
 from .paths import PathPolicy
 
 STATE_DIR = ".tunesmith_webui"  # console logs and locks, under the working directory
@@ -185,7 +186,7 @@ class WebUI:
         common = dict(label=f.key, info=f.help[:200] or None, elem_id=f.key)
         if f.key == "dataset":
             names = dataset_names(self.settings.defaults.get("dataset_dir", "data"), self.policy)
-            chosen = [v for v in str(value or "").split(",") if v]
+            chosen = list(value) if isinstance(value, (list, tuple)) else [v for v in str(value or "").split(",") if v]
             return gr.Dropdown(choices=sorted(set(names) | set(chosen)), value=chosen, multiselect=True,
                                allow_custom_value=True, **common)
         if f.kind == "bool":
@@ -216,6 +217,7 @@ class WebUI:
         with gr.Row():
             preview = gr.Button("Preview YAML", elem_id="preview_yaml")
             save = gr.Button("Save YAML", elem_id="save_yaml")
+            load = gr.Button("Load YAML", elem_id="load_yaml")
             data = gr.Button("Preview data", elem_id="preview_data")
             start = gr.Button("Start", variant="primary", elem_id="start_train")
             resume = gr.Button("Resume", elem_id="resume_train")
@@ -267,6 +269,15 @@ class WebUI:
                 return f"**error:** {err}"
             return f"stopped the run in {out}" if self.jobs.stop(out) else "no run of this UI is writing there"
 
+        def do_load(target):
+            try:
+                path = self.policy.check(target, "config file")
+                form, extra_text = form_from_yaml(path.read_text(encoding="utf-8"), str(path))
+            except (ConfigError, OSError) as err:
+                return [gr.update()] * len(keys) + [gr.update(), f"**error:** {err}"]
+            return [form[k] for k in keys] + [extra_text, f"loaded {path}"]
+
+        load.click(do_load, [path], [inputs[k] for k in keys] + [extra, status])
         preview.click(guarded(show), form_inputs, [status, yaml_box])
         save.click(guarded(do_save), form_inputs, [status, yaml_box])
         start.click(guarded(do_start), form_inputs, [status, yaml_box])

@@ -172,6 +172,39 @@ def build_values(form: dict[str, Any], extra_yaml: str = "") -> dict[str, Any]:
     return out
 
 
+def form_from_yaml(text: str, origin: str) -> tuple[dict[str, Any], str]:
+    """An existing config back into the form: (form values, the "other keys" YAML for keys the form lacks).
+    ``build_values`` of the result gives the same keys and values."""
+    try:
+        data = load_yaml(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{origin}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: a config must be a mapping of key: value")
+    by_key = {f.key: f for f in form_fields()}
+    form: dict[str, Any] = {key: f.default for key, f in by_key.items()}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        f = by_key.get(str(key))
+        if key == "do_train" and value is True:
+            continue
+        if f is None or (f.kind == "choice" and value not in f.choices) or isinstance(value, dict) or \
+                (f.kind in ("int", "float", "bool") and not isinstance(value, (int, float))):
+            extra[str(key)] = value  # not a form field, or a value the field cannot show: kept as written
+            continue
+        if f.kind == "list":
+            items = value if isinstance(value, list) else str(value).split(",")
+            value = [str(v).strip() for v in items if str(v).strip()]
+            value = value if key == "dataset" else ",".join(value)
+        elif f.kind == "tristate":
+            value = "auto" if value is None else "true" if value else "false"
+        form[str(key)] = value
+    if "do_train" in data and data["do_train"] is not True:
+        extra["do_train"] = data["do_train"]
+    text = yaml.safe_dump(extra, sort_keys=False, allow_unicode=True) if extra else ""
+    return form, text
+
+
 def to_yaml(values: dict[str, Any]) -> str:
     """LLaMA-Factory's layout: one commented block per group, keys in form order, other keys last."""
     groups: dict[str, dict[str, Any]] = {}

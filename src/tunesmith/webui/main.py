@@ -16,6 +16,8 @@ def parser(chat_only: bool) -> argparse.ArgumentParser:
                      "subprocess on the YAML shown), watch progress and curves, evaluate / predict, chat, export."))
     if chat_only:
         p.add_argument("model", help="a model folder, a training output folder or a chat config (.yaml)")
+    else:
+        p.add_argument("config", nargs="?", help="a training config (.yaml) to fill the form with")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                                                        "only; 0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
@@ -42,6 +44,12 @@ def main(argv: list[str], chat_only: bool = False) -> int:
     policy = PathPolicy.create(allowed=tuple(args.allow_path))
     settings = Settings(policy, host=args.host, port=args.port, share=args.share, user=args.user,
                         password=args.password)
+    if not chat_only and args.config:
+        from .form import form_from_yaml
+
+        path = policy.check(args.config, "config")
+        form, extra = form_from_yaml(path.read_text(encoding="utf-8"), str(path))
+        settings.defaults.update(form, extra=extra, config_path=str(path))
     offline_environment()
     setup_logging()
     if chat_only:
