@@ -145,24 +145,25 @@ def main() -> None:
 
     if args.framework == "tunesmith":
         from tunesmith.config.load import load_config
+        from tunesmith.train import prepare as ts_prepare
         from tunesmith.train import run as ts_run
         from tunesmith.utils.logging import offline_environment, setup_logging
 
-        inner_prepare = ts_run.prepare
+        inner_prepare = ts_prepare.prepare  # run_training imports it when called: patch the module
 
         @functools.wraps(inner_prepare)
-        def capture_prepare(cfg):
-            prepared = inner_prepare(cfg)
+        def capture_prepare(*a, **kw):
+            prepared = inner_prepare(*a, **kw)
             train = prepared.data.train
             state["lengths"] = {
                 "chosen": [len(ex.input_ids) for ex in train],
-                "rejected": [len(ex.meta["rejected_input_ids"]) for ex in train],
+                "rejected": [len(ex.rejected_input_ids) for ex in train],
                 "chosen_trained": [sum(1 for x in ex.labels if x != -100) for ex in train],
-                "rejected_trained": [sum(1 for x in ex.meta["rejected_labels"] if x != -100) for ex in train],
+                "rejected_trained": [sum(1 for x in ex.rejected_labels if x != -100) for ex in train],
             }
             return prepared
 
-        ts_run.prepare = capture_prepare
+        ts_prepare.prepare = capture_prepare
         argv = [args.config] + [f"{k}={v}" for k, v in extra.items()]
         cfg = load_config(argv)
         offline_environment()
