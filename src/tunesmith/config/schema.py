@@ -332,6 +332,10 @@ class SpeedArgs:
         None, "torch.compile every decoder layer (fewer kernel launches and less Python per step). Unset: on for "
               "packed bf16/fp16 training on a CUDA GPU (rows then keep one shape), off otherwise and when "
               "`torch_compile` compiles the whole model; the first steps compile.")
+    shared_prompt: bool = opt(
+        True, "Replies to one prompt (dpo/rm chosen and rejected, a grpo group) share one row and one prompt pass "
+              "(exact 4D attention mask; same log-probs). Applied with SDPA attention and no sliding window; false: "
+              "one row per reply.")
     enable_liger_kernel: bool = opt(
         False, "LLaMA-Factory's switch for Liger kernels. tunesmith's own paths do that work (the chunked loss is a "
                "fused linear cross-entropy; compiled layers fuse the norms and activations), so true only says so "
