@@ -67,6 +67,10 @@ def test_a_stale_lock_blocks_nothing(tmp_path):
     lock.parent.mkdir(parents=True)
     lock.write_text(json.dumps({"pid": 2 ** 22 + 12345, "kind": "train"}))  # no such process
     assert jobs.holder(out) is None
+    job = jobs.start("train", [str(tmp_path / "s.pid")], work / "a.yaml", out)  # the stale lock is replaced
+    assert json.loads(lock.read_text())["pid"] == job.process.pid
+    jobs.stop_all()
+    assert not lock.exists()
     lock.write_text(json.dumps({"pid": os.getpid(), "kind": "train"}))  # a live process holds it
     assert jobs.holder(out)["pid"] == os.getpid()
     with pytest.raises(ConfigError, match="being written"):
@@ -148,3 +152,25 @@ def test_data_preview_marks_trained_spans(tmp_path, qwen2_model, data_dir):
     text = ui.preview_data(form, "", "configs/p.yaml")
     assert "--- example 0" in text and "⟦1+1=2<|im_end|>⟧" in text, text  # the reply and its end of turn train
     assert not (work / "saves" / "p").exists()  # a preview writes no run
+
+
+def test_two_uis_starting_at_once_get_one_run(tmp_path):
+    """The lock is taken atomically: of several UIs racing for one folder exactly one starts its run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    state, work = tmp_path / "state", tmp_path / "work"
+    work.mkdir()
+    uis = [sleeper_jobs(state, work) for _ in range(6)]
+
+    def start(i):
+        try:
+            return uis[i].start("train", [str(tmp_path / f"{i}.pid")], work / "a.yaml", work / "run")
+        except ConfigError:
+            return None
+
+    with ThreadPoolExecutor(6) as pool:
+        started = [job for job in pool.map(start, range(6)) if job is not None]
+    assert len(started) == 1
+    assert json.loads(uis[0].lock_path(work / "run").read_text())["pid"] == started[0].process.pid
+    for jobs in uis:
+        jobs.stop_all()

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ class Jobs:
         self.state_dir = Path(state_dir)
         self.workdir = Path(workdir)
         self.jobs: dict[Path, Job] = {}
+        self.mutex = threading.Lock()
         self.program = [sys.executable, "-m", "tunesmith.cli"]  # what a command runs under (tests swap it)
 
     def lock_path(self, output_dir: Path) -> Path:
@@ -79,30 +81,59 @@ class Jobs:
         lock = self.lock_path(output_dir)
         try:
             held = json.loads(lock.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return None
+        except (OSError, ValueError):  # being written by another UI this instant, or damaged long ago
+            try:
+                fresh = time.time() - lock.stat().st_mtime < 10
+            except OSError:
+                return None
+            return {"pid": "?", "kind": "run", "output_dir": str(output_dir)} if fresh else None
         return held if pid_alive(int(held.get("pid", 0))) else None
+
+    def _claim(self, output_dir: Path, kind: str, config: Path) -> Path:
+        """Create the folder's lock atomically (O_EXCL: two UIs cannot both get it), naming this UI's process
+        until the run's own is known; a stale lock (its process gone) is replaced."""
+        lock = self.lock_path(output_dir)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            held = self.holder(output_dir)
+            if held is not None:
+                raise ConfigError(f"{output_dir} is being written by a running {held.get('kind', 'run')} (process "
+                                  f"{held.get('pid')}); stop it first, or choose another output folder")
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                lock.unlink(missing_ok=True)  # stale: holder() found no live process behind it
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps({"pid": os.getpid(), "kind": kind, "output_dir": str(output_dir),
+                                     "config": str(config)}))
+            return lock
+        raise ConfigError(f"{output_dir}: could not take its lock {lock}; try again")
 
     def start(self, kind: str, command: list[str], config: Path, output_dir: Path) -> Job:
         """Start ``tunesmith <command...>`` writing into ``output_dir``; refuses a folder a live run writes."""
         output_dir = Path(output_dir).resolve()
-        held = self.holder(output_dir)
-        if held is not None:
-            raise ConfigError(f"{output_dir} is being written by a running {held.get('kind', 'run')} (process "
-                              f"{held.get('pid')}); stop it first, or choose another output folder")
-        logs = self.state_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        log = logs / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{len(self.jobs)}.log"
-        with log.open("w", encoding="utf-8") as out:
-            process = subprocess.Popen([*self.program, *command], cwd=self.workdir,
-                                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        job = Job(kind, output_dir, Path(config), log, process)
-        self.jobs[output_dir] = job
-        lock = self.lock_path(output_dir)
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        lock.write_text(json.dumps({"pid": process.pid, "kind": kind, "output_dir": str(output_dir),
-                                    "config": str(config)}), encoding="utf-8")
+        with self.mutex:  # two clicks at once in this UI: one run
+            lock = self._claim(output_dir, kind, config)
+            try:
+                logs = self.state_dir / "logs"
+                logs.mkdir(parents=True, exist_ok=True)
+                log = logs / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{len(self.jobs)}.log"
+                with log.open("w", encoding="utf-8") as out:
+                    process = subprocess.Popen([*self.program, *command], cwd=self.workdir, stdout=out,
+                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                               start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            except BaseException:
+                lock.unlink(missing_ok=True)
+                raise
+            job = Job(kind, output_dir, Path(config), log, process)
+            self.jobs[output_dir] = job
+            tmp = lock.with_name(lock.name + ".tmp")
+            tmp.write_text(json.dumps({"pid": process.pid, "kind": kind, "output_dir": str(output_dir),
+                                       "config": str(config)}), encoding="utf-8")
+            tmp.replace(lock)  # now names the run's own process
         return job
 
     def stop(self, output_dir: Path, grace: float = 10.0) -> bool:
