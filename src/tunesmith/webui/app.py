@@ -21,6 +21,7 @@ from .form import (GROUP_TITLES, build_values, check_paths, form_fields, form_fr
 from .paths import PathPolicy
 
 STATE_DIR = ".tunesmith_webui"  # console logs and locks, under the working directory
+DEFAULT_OUTPUT = next(f.default for f in form_fields() if f.key == "output_dir")
 
 
 @dataclass
@@ -175,7 +176,7 @@ class WebUI:
             with gr.Tab("Evaluate & predict"):
                 self.predict_tab(gr, inputs)
             with gr.Tab("Chat"):
-                chat_model = chat_tab(gr, self.chat, self.settings.defaults.get("output_dir", ""))
+                chat_model = chat_tab(gr, self.chat, self.settings.defaults.get("output_dir", DEFAULT_OUTPUT))
             with gr.Tab("Export"):
                 self.export_tab(gr, inputs)
             inputs["output_dir"].change(lambda v: v, [inputs["output_dir"]], [chat_model])
@@ -294,9 +295,9 @@ class WebUI:
 
     def predict_tab(self, gr, inputs: dict) -> None:
         form_inputs, keys, form_of, guarded = self._form
-        out_default = str(Path(self.settings.defaults.get("output_dir", "saves/run")) / "predict")
+        out_default = str(Path(self.settings.defaults.get("output_dir", DEFAULT_OUTPUT)) / "predict")
         model = gr.Textbox(label="model (a training output folder)", elem_id="predict_model",
-                           value=self.settings.defaults.get("output_dir", ""))
+                           value=self.settings.defaults.get("output_dir", DEFAULT_OUTPUT))
         with gr.Row():
             eval_dataset = gr.Textbox(label="eval_dataset", elem_id="eval_dataset")
             generate = gr.Checkbox(label="predict_with_generate", value=True, elem_id="predict_with_generate")
@@ -320,7 +321,7 @@ class WebUI:
 
     def export_tab(self, gr, inputs: dict) -> None:
         model = gr.Textbox(label="model (a training output folder)", elem_id="export_model",
-                           value=self.settings.defaults.get("output_dir", ""))
+                           value=self.settings.defaults.get("output_dir", DEFAULT_OUTPUT))
         with gr.Row():
             export_dir = gr.Textbox(label="export_dir", value="exports/model", elem_id="export_dir")
             size = gr.Number(label="export_size (GB per shard)", value=5, precision=0, elem_id="export_size")
