@@ -42,3 +42,6 @@ def offline_environment() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     # peft still calls a transformers method that transformers 5 deprecated; nothing a user can act on.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    # peft imports bitsandbytes whenever it is installed; on a CPU with AVX512-BF16 bitsandbytes then tries to
+    # fetch an optional 4-bit kernel from the hub and warns when it cannot: its own fallback kernel serves.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
