@@ -81,3 +81,26 @@ def test_eval_of_a_run_with_added_tokens_reports_their_f1(lora_tokens_run, data_
     assert {"eval_special_precision", "eval_special_recall", "eval_special_f1"} <= set(metrics)  # the run's <tool>
     assert math.isfinite(metrics["eval_loss"]) and metrics["eval_samples"] == 8
     assert json.loads((tmp_path / "m" / "eval_results.json").read_text()) == metrics
+
+
+def test_special_token_f1_can_decide_early_stopping(qwen2_model, data_dir, tmp_path):
+    from tunesmith.config.load import build_config
+
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    rows = [{"instruction": f"What is {a}+{b}?", "input": "", "output": f"{a}+{b}<sep>{a + b}"}
+            for a, b in [(1, 1), (2, 3), (4, 4), (5, 2), (3, 6), (7, 1), (2, 2), (6, 3)]]
+    (data / "sep.json").write_text(json.dumps(rows), encoding="utf-8")
+    info = json.loads((data / "dataset_info.json").read_text())
+    info["sep"] = {"file_name": "sep.json"}
+    (data / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
+    raw = {"model_name_or_path": str(qwen2_model), "stage": "sft", "do_train": True, "finetuning_type": "full",
+           "dataset": "sep", "eval_dataset": "sep", "dataset_dir": str(data), "template": "qwen3_nothink",
+           "add_special_tokens": "<sep>", "cutoff_len": 64, "output_dir": str(tmp_path / "out"),
+           "per_device_train_batch_size": 8, "learning_rate": 1e-2, "max_steps": 60, "logging_steps": 3,
+           "save_strategy": "no", "report_to": "none", "seed": 0, "disable_tqdm": True, "lr_scheduler_type": "constant",
+           "eval_strategy": "steps", "eval_steps": 3, "early_stopping_steps": 2, "metric_for_best_model": "special_f1"}
+    result = run_training(build_config({k: (v, "test.yaml") for k, v in raw.items()}))
+    f1 = [r["eval_special_f1"] for r in read_log(result.output_dir) if "eval_special_f1" in r]
+    assert result.global_step < 60, f1
+    assert len(f1) == f1.index(max(f1)) + 3, f1  # greater is better: the best F1, two evaluations without a higher one
