@@ -83,6 +83,8 @@ def test_eval_of_a_run_with_added_tokens_reports_their_f1(lora_tokens_run, data_
     assert json.loads((tmp_path / "m" / "eval_results.json").read_text()) == metrics
 
 
+@pytest.mark.slow  # fast: test_early_stopping_stops_a_run_whose_eval_loss_rises, the F1 itself in
+# test_eval_of_a_run_with_added_tokens_reports_their_f1
 def test_special_token_f1_can_decide_early_stopping(qwen2_model, data_dir, tmp_path):
     from tunesmith.config.load import build_config
 
