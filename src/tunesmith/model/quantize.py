@@ -119,6 +119,7 @@ def load_kwargs(args, path: str, compute_dtype, head: str = "lm", training: bool
         return {"quantization_config": EetqConfig(), "device_map": {"": current_device()}}
     skip = ["score"] if head == "score" else None  # a reward head trains in full
     if bits == 8:
+        _once(logging.getLogger("bitsandbytes.autograd._functions"), "MatMul8bitLt: inputs will be cast")
         config = BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
         detail = "LLM.int8()"
     else:
@@ -135,6 +136,26 @@ def load_kwargs(args, path: str, compute_dtype, head: str = "lm", training: bool
     else:
         kwargs["device_map"] = "auto"
     return kwargs
+
+
+class _OnceFilter(logging.Filter):
+    """Lets a log message that starts with ``prefix`` through the first time only."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix, self.seen = prefix, False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self.prefix):
+            return True
+        seen, self.seen = self.seen, True
+        return not seen
+
+
+def _once(log: logging.Logger, prefix: str) -> None:
+    """bitsandbytes logs its 8-bit input cast at every layer call of every step: keep the first line only."""
+    if not any(isinstance(f, _OnceFilter) and f.prefix == prefix for f in log.filters):
+        log.addFilter(_OnceFilter(prefix))
 
 
 def quantize_loaded(model, args, path: str, compute_dtype):
