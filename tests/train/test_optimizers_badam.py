@@ -13,7 +13,7 @@ from .optimizer_helpers import arguments, backward, changed, finetuning, snapsho
 def test_badam_trains_only_the_active_block_and_switches(qwen2_model, tmp_path):
     model = tiny(qwen2_model)
     ft = finetuning(use_badam=True, badam_switch_interval=2, badam_switch_mode="ascending")
-    optimizer = build_optimizer(model, arguments(tmp_path, learning_rate=1e-2), ft)
+    optimizer = build_optimizer(model, arguments(tmp_path, learning_rate=1e-2, weight_decay=0.01), ft)
     moved_per_step = []
     for step in range(5):
         before = snapshot(model)
@@ -26,6 +26,7 @@ def test_badam_trains_only_the_active_block_and_switches(qwen2_model, tmp_path):
         expected = {n for n, _ in model.named_parameters() if n.startswith(f"model.layers.{block}.")}
         assert moved == expected, (step, sorted(moved)[:3])
     assert not model.model.embed_tokens.weight.requires_grad
+    assert optimizer.base_optimizer.param_groups[0]["weight_decay"] == 0.01  # `weight_decay` reaches the block
 
 
 def test_badam_checkpoint_continues_the_block_schedule(qwen2_model, tmp_path):

@@ -55,6 +55,10 @@ def test_muon_schedule_reaches_both_optimizers(qwen2_model, tmp_path):
     state = optimizer.state_dict()
     fresh = build_optimizer(model, arguments(tmp_path), finetuning(use_muon=True))
     fresh.load_state_dict(state)
+    resumed = get_scheduler("linear", fresh, num_warmup_steps=0, num_training_steps=4)
+    resumed.load_state_dict(scheduler.state_dict())
+    resumed.step()  # the resumed schedule reaches both inner optimizers
+    assert [g["lr"] for o in fresh.optimizers for g in o.param_groups] == [1e-3 * 2 / 4] * 2
     weight = model.model.layers[1].self_attn.o_proj.weight
     assert torch.equal(fresh.optimizers[0].state[weight]["momentum_buffer"],
                        optimizer.optimizers[0].state[weight]["momentum_buffer"])

@@ -25,6 +25,10 @@ def build_badam(model, args, ft, accelerator=None) -> torch.optim.Optimizer:
     if ft.badam_mode == "layer":
         from badam import BlockOptimizer
 
+        # BlockOptimizer gives the active block the weight decay of the first group (and exempts biases): with
+        # LLaMA-Factory's order (no-decay group first) no weight would ever decay, so the decayed group goes first
+        groups = groups[::-1]
+
         interval = ft.badam_switch_interval if ft.badam_switch_interval not in (None, -1) else (
             NEVER if ft.badam_switch_interval == -1 else 50)
         optimizer = BlockOptimizer(base_optimizer=cls(groups, **kwargs), named_parameters_list=named,
@@ -58,20 +62,22 @@ def build_badam(model, args, ft, accelerator=None) -> torch.optim.Optimizer:
 
 def checkpointed_blocks(optimizer) -> None:
     """A checkpoint of BlockOptimizer holds only its base optimizer's state, which belongs to the block active
-    when it was saved: save the block and the step count with it, and on loading switch to that block first, so
+    when it was saved: save the block, the step count and the learning rate with it, and on loading switch to that block first, so
     a resumed run continues the block schedule where it stopped (instead of restarting at the first block with
     another block's Adam state)."""
     base = optimizer.base_optimizer
 
     def state_dict() -> dict:
         return {"base": base.state_dict(), "active_block": active_block(optimizer),
-                "global_step": optimizer.global_step}
+                "global_step": optimizer.global_step, "lr": [group["lr"] for group in optimizer.param_groups]}
 
     def load_state_dict(state: dict) -> None:
         optimizer.current_block_idx = state["active_block"]
         optimizer.switch_trainable_params(verbose=0)  # makes it active, then points at the next one
         optimizer.global_step = state["global_step"]
         base.load_state_dict(state["base"])
+        for group, lr in zip(optimizer.param_groups, state["lr"], strict=True):  # the schedule's current value,
+            group["lr"] = lr  # which BlockOptimizer hands to its base optimizer at each step
 
     optimizer.state_dict = state_dict
     optimizer.load_state_dict = load_state_dict

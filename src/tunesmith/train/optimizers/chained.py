@@ -31,3 +31,5 @@ class ChainedOptimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict) -> None:
         for optimizer, state in zip(self.optimizers, state_dict["chained"], strict=True):
             optimizer.load_state_dict(state)
+        # loading gives the inner optimizers new group dicts: share those, or the schedule would no longer reach them
+        self.param_groups = [group for o in self.optimizers for group in o.param_groups]

@@ -48,6 +48,7 @@ def build_low_rank(model, args, ft, family: str) -> torch.optim.Optimizer:
 
         cls, targets, settings, is_layerwise = APOLLOAdamW, ft.apollo_target, apollo_settings(ft), ft.apollo_layerwise
     name = "GaLore" if family == "galore" else "APOLLO"
+    checkpointable_projectors()
     projected = linear_targets(model, targets)
     if not projected:
         raise ConfigError(f"`{family}_target: {','.join(targets)}` matches no trainable linear weight of the model")
@@ -62,3 +63,19 @@ def build_low_rank(model, args, ft, family: str) -> torch.optim.Optimizer:
     if is_layerwise:
         return layerwise(groups, cls, kwargs, args.learning_rate, name, args.max_grad_norm)
     return cls(groups, **kwargs)
+
+
+def checkpointable_projectors() -> None:
+    """The projectors in GaLore's and APOLLO's optimizer state are plain objects (ints, floats, strings and a
+    tensor); Trainer reloads a checkpoint's optimizer state with torch.load(weights_only=True), which refuses
+    any class it was not told is safe: without this a resumed GaLore or APOLLO run fails."""
+    import importlib
+
+    for module, names in (("galore_torch.galore_projector", ("GaLoreProjector",)),
+                          ("apollo_torch.random_projector", ("GradientProjector",)),
+                          ("apollo_torch.svd_projector", ("GaLoreProjector",))):
+        try:
+            found = importlib.import_module(module)
+        except ImportError:  # the other family's package is not installed
+            continue
+        torch.serialization.add_safe_globals([vars(found)[name] for name in names])
