@@ -257,3 +257,39 @@ def test_pre_quantized_checkpoint_trains_lora_and_exports_de_quantized(bnb_check
     ids = torch.tensor([[5, 17, 40, 99, 3]])
     with torch.no_grad():
         torch.testing.assert_close(merged(ids).logits, served(ids).logits, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("stage", ["dpo", "rm"])
+def test_preference_stages_train_on_a_quantized_base(stage, qwen2_model, data_dir, tmp_path):
+    """dpo's reference is the quantized base with the adapter off; rm's score head trains in full beside it."""
+    from safetensors.torch import load_file
+
+    cfg = build_config({k: (v, "t") for k, v in {
+        "model_name_or_path": str(qwen2_model), "stage": stage, "finetuning_type": "lora", "dataset": "pairs",
+        "dataset_dir": str(data_dir), "template": "qwen3_nothink", "cutoff_len": 64, "output_dir": str(tmp_path),
+        "overwrite_output_dir": True, "per_device_train_batch_size": 2, "max_steps": 3, "save_strategy": "no",
+        "report_to": "none", "disable_tqdm": True, "quantization_bit": 4, "learning_rate": 1e-3, "logging_steps": 1,
+    }.items()})
+    result = run_training(cfg)
+    assert result.global_step == 3
+    saved = load_file(tmp_path / "adapter_model.safetensors")
+    assert any("lora_B" in k for k in saved)
+    if stage == "rm":
+        assert any("score" in k for k in saved)  # the head is not quantized: it trains and is saved
+    assert all(r["loss"] == r["loss"] for r in read_log(tmp_path) if "loss" in r)
+
+
+def test_hqq_serves_an_adapter_trained_on_bnb(qlora_run):
+    from peft import PeftModel
+
+    from tunesmith.infer.load import load_for_inference
+
+    if importlib.util.find_spec("hqq") is None:
+        pytest.skip("hqq is not installed")
+    raw = {"model_name_or_path": str(qlora_run), "quantization_bit": 4, "quantization_method": "hqq"}
+    loaded = load_for_inference(build_config({k: (v, "t") for k, v in raw.items()}, purpose="infer"), "cpu")
+    assert isinstance(loaded.model, PeftModel)
+    assert type(loaded.model.base_model.model.model.layers[0].mlp.down_proj.base_layer).__name__ == "HQQLinear"
+    ids = loaded.tokenizer("1+1=", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.isfinite(loaded.model(input_ids=ids).logits).all()
