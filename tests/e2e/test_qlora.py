@@ -293,3 +293,16 @@ def test_hqq_serves_an_adapter_trained_on_bnb(qlora_run):
     ids = loaded.tokenizer("1+1=", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         assert torch.isfinite(loaded.model(input_ids=ids).logits).all()
+
+
+def test_new_rows_only_on_a_quantized_base(qwen2_untied_model, marker_data, tmp_path):
+    """train_new_tokens_only under QLoRA: a trainable-tokens adapter over the new rows; the quantized layers and
+    every original row stay bit-identical."""
+    snaps = Snapshots()
+    cfg = qlora_config(qwen2_untied_model, marker_data, tmp_path / "out", add_extra_id_tokens=3,
+                       train_new_tokens_only=True, max_steps=3, learning_rate=5e-2)
+    run_training(cfg, extra_callbacks=[snaps])
+    assert all(torch.equal(snaps.start[k], snaps.end[k]) for k in snaps.start)
+    assert all(torch.equal(snaps.frozen[k], snaps.frozen_end[k]) for k in snaps.frozen)
+    assert snaps.rows == []  # no whole embedding matrix trains: only the adapter's rows of the 3 new tokens
+    assert any("embed_tokens" in n for n in snaps.frozen) and not any("lora_" in n for n in snaps.frozen)
