@@ -66,6 +66,14 @@ def test_pre_quantized_checkpoint_refuses_full_before_loading(tmp_path):
         cfg_of(model_name_or_path=str(tmp_path), adapter_name_or_path="a,b")
 
 
+def test_fp8_and_mxfp4_checkpoints_load_de_quantized_and_train_any_way(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2", "quantization_config": {
+        "quant_method": "fp8", "weight_block_size": [128, 128]}}))
+    cfg = cfg_of(model_name_or_path=str(tmp_path), finetuning_type="full")  # as in LLaMA-Factory
+    config = quantize.load_kwargs(cfg.model, str(tmp_path), torch.bfloat16)["quantization_config"]
+    assert type(config).__name__ == "FineGrainedFP8Config" and config.dequantize
+
+
 def test_export_quantization_needs_a_dataset_and_valid_bits():
     export = {"export_dir": "e", "model_name_or_path": "m"}
     with pytest.raises(ConfigError, match="needs `export_quantization_dataset`"):

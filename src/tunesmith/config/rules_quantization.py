@@ -33,7 +33,8 @@ def stored_quant_method(path: str | None) -> str | None:
         return None
     if not isinstance(stored, dict) or not stored:
         return None
-    return str(stored.get("quant_method") or "bitsandbytes")
+    method = str(stored.get("quant_method") or "bitsandbytes")
+    return None if method in ("fp8", "mxfp4") else method  # loaded de-quantized (model/quantize.py)
 
 
 def quantization(cfg: Config) -> str | None:

@@ -43,6 +43,8 @@ STORED_PACKAGES = {
     "eetq": (("kernels", "kernels"),),
 }
 GPU_ONLY = ("eetq",)
+# stored formats loaded de-quantized (LLaMA-Factory's choice): the model is then plain and trains any way
+DEQUANTIZED_ON_LOAD = ("fp8", "mxfp4")
 HQQ_GROUP_SIZE = 64
 
 
@@ -88,6 +90,12 @@ def load_kwargs(args, path: str, compute_dtype, head: str = "lm", training: bool
     """Extra from_pretrained arguments for ``args`` (ModelArgs) on checkpoint ``path``; empty when the model is
     not quantized. Checks the packages first (a clear error naming what to install, before any weight loads)."""
     stored = stored_quantization(path)
+    if stored is not None and stored_method(stored) in DEQUANTIZED_ON_LOAD:
+        from transformers import FineGrainedFP8Config, Mxfp4Config
+
+        logger.info("de-quantizing the %s checkpoint %s while loading (as LLaMA-Factory)", stored_method(stored), path)
+        config = Mxfp4Config if stored_method(stored) == "mxfp4" else FineGrainedFP8Config
+        return {"quantization_config": config(dequantize=True)}
     if stored is not None:
         method = stored_method(stored)
         if args.quantization_bit is not None:
@@ -192,7 +200,10 @@ def is_quantized_linear(module) -> bool:
 
 def is_quantized(model) -> bool:
     """Whether the model holds quantized layers (loaded with a quantizer, hqq-quantized, or pre-quantized)."""
-    if getattr(model, "hf_quantizer", None) is not None or getattr(model, "hqq_quantized", False):
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None and not getattr(quantizer.quantization_config, "dequantize", False):
+        return True
+    if getattr(model, "hqq_quantized", False):
         return True
     return any(type(module).__name__ in QUANTIZED_CLASSES for module in model.modules())
 
