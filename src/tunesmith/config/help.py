@@ -23,7 +23,7 @@ Sections = tuple[tuple[str, tuple[str, ...] | None], ...]
 PROMPT_KEYS = ("template", "default_system", "enable_thinking", "tool_format")  # how prompts are rendered
 TRAIN_SECTIONS: Sections = tuple((name, None) for name in ("model", "data", "finetuning", "tokens", "preference",
                                                            "ppo", "grpo", "speed", "run",
-                                                           "generating"))
+                                                           "generating", "evaluation"))
 DATA_SECTIONS: Sections = tuple((name, None) for name in ("model", "data", "finetuning", "tokens"))
 CHAT_SECTIONS: Sections = (("model", None), ("data", PROMPT_KEYS), ("infer", None), ("generating", None))
 API_SECTIONS: Sections = CHAT_SECTIONS + (("api", None),)
