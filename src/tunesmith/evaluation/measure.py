@@ -44,10 +44,10 @@ def measure(cfg: Config, loaded, output_dir: str | Path, kind_name: str) -> dict
             batch = collate([e.item() for e in examples[start:start + size]])
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             target = batch.pop("labels")
-            logits = model(**batch).logits.float()
+            logits = model(**batch).logits
             shifted = target[:, 1:]
-            ce = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), shifted.reshape(-1),
-                                 ignore_index=IGNORE_INDEX, reduction="sum")
+            ce = sum(F.cross_entropy(logits[i, :-1].float(), shifted[i], ignore_index=IGNORE_INDEX, reduction="sum")
+                     for i in range(len(logits)))  # one row in float32 at a time
             trained = int((shifted != IGNORE_INDEX).sum())
             rows = target.shape[0]
             if trained:
