@@ -46,3 +46,18 @@ def test_family_trains_in_the_trainer_loop(family, train_config, qwen2_untied_mo
     assert torch.equal(trained["model.embed_tokens.weight"][gated], original["model.embed_tokens.weight"][gated])
     assert not torch.equal(trained["model.embed_tokens.weight"], original["model.embed_tokens.weight"]) or \
         family == "badam_ratio"  # BAdam never trains the embedding; the others train its other rows
+
+
+@pytest.mark.parametrize("layerwise", ["galore_layerwise", "apollo_layerwise"])
+def test_layerwise_hooks_run_after_the_tensor_gates(layerwise, train_config, qwen2_model, tmp_path):
+    """In the run's own callback order the layer-wise step hooks come after the gates' hooks: a tensor that
+    `unfreeze_schedule` keeps closed has its gradient dropped before its step, so it stays bit-identical while
+    the open top layer trains."""
+    family = layerwise.split("_")[0]
+    run_training(train_config(qwen2_model, max_steps=3, learning_rate=2e-3, unfreeze_schedule="top1@0,all@100",
+                              **{f"use_{family}": True, f"{family}_rank": 8, layerwise: True}))
+    trained = load_file(str(tmp_path / "out" / "model.safetensors"))
+    original = load_file(str(qwen2_model / "model.safetensors"))
+    assert torch.equal(trained["model.layers.0.mlp.up_proj.weight"], original["model.layers.0.mlp.up_proj.weight"])
+    assert torch.equal(trained["model.embed_tokens.weight"], original["model.embed_tokens.weight"])
+    assert not torch.equal(trained["model.layers.3.mlp.up_proj.weight"], original["model.layers.3.mlp.up_proj.weight"])
