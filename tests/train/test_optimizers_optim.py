@@ -94,3 +94,22 @@ def test_defaults_are_llamafactorys(train_config, qwen2_model):
                                                                             "adjacent", 0)
     assert (ft.loraplus_lr_ratio, ft.loraplus_lr_embedding) == (None, 1e-6)
     assert not (ft.use_galore or ft.use_apollo or ft.use_badam or ft.use_adam_mini or ft.use_muon)
+
+
+@pytest.mark.parametrize("keys,message", [
+    ({"use_galore": True, "galore_layerwise": True}, "set `galore_layerwise: false` for distributed training"),
+    ({"use_badam": True, "badam_mode": "ratio"}, "ratio-based BAdam does not support distributed training"),
+    ({"use_badam": True}, "only under DeepSpeed ZeRO-3"),
+])
+def test_distributed_refusals(keys, message, qwen2_model, tmp_path, monkeypatch):
+    """LLaMA-Factory's refusals for several processes: layer-wise steps, ratio BAdam, layer BAdam without ZeRO-3."""
+    from transformers import TrainingArguments
+
+    from tunesmith.train.optimizers import build_optimizer
+
+    from .optimizer_helpers import finetuning
+
+    args = arguments(tmp_path)
+    monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: 2))
+    with pytest.raises(ConfigError, match=message.replace("`", ".")):
+        build_optimizer(tiny(qwen2_model), args, finetuning(**keys))

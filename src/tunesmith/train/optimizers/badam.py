@@ -18,6 +18,14 @@ NEVER = 2**62  # badam_switch_interval -1: never switch (BlockOptimizer would re
 
 
 def build_badam(model, args, ft, accelerator=None) -> torch.optim.Optimizer:
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    from ...config.errors import ConfigError
+
+    if args.world_size > 1 and (ft.badam_mode == "ratio" or not is_deepspeed_zero3_enabled()):
+        raise ConfigError("ratio-based BAdam does not support distributed training; use `badam_mode: layer` with a "
+                          "DeepSpeed ZeRO-3 config" if ft.badam_mode == "ratio" else "layer-wise BAdam trains on "
+                          "several processes only under DeepSpeed ZeRO-3 (`deepspeed: ds_z3_config.json`)")
     decay, nodecay = decay_split(model)
     cls, kwargs = base_kwargs(args)
     groups = [{"params": nodecay, "weight_decay": 0.0}, {"params": decay, "weight_decay": args.weight_decay}]

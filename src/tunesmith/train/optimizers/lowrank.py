@@ -61,6 +61,10 @@ def build_low_rank(model, args, ft, family: str) -> torch.optim.Optimizer:
     logger.info("%s on %d linear weights (%s), %s for %d others", name, len(projected), settings, cls.__name__,
                 len(decay) + len(nodecay))
     if is_layerwise:
+        if args.world_size > 1:
+            raise ConfigError(f"layer-wise {name} steps each weight inside backward, before gradients are averaged "
+                              f"across the {args.world_size} processes; set `{family}_layerwise: false` for "
+                              "distributed training")
         return layerwise(groups, cls, kwargs, args.learning_rate, name, args.max_grad_norm)
     return cls(groups, **kwargs)
 
