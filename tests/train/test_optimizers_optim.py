@@ -113,3 +113,23 @@ def test_distributed_refusals(keys, message, qwen2_model, tmp_path, monkeypatch)
     monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: 2))
     with pytest.raises(ConfigError, match=message.replace("`", ".")):
         build_optimizer(tiny(qwen2_model), args, finetuning(**keys))
+
+
+@pytest.mark.parametrize("keys,expected", [
+    ({}, "AdamW"), ({"use_muon": True}, "ChainedOptimizer"), ({"use_adam_mini": True}, "Adam_mini"),
+    ({"use_galore": True, "galore_rank": 8}, "AdamW"),
+])
+def test_rollout_loops_get_the_family(keys, expected, qwen2_model, tmp_path):
+    """The rollout loops (ppo, grpo) build their optimizer with setup.create_optimizer: the family the keys turn
+    on, for the policy with its value head too (Adam-mini finds the model's head counts inside the wrapper)."""
+    from tunesmith.stages.rl.batch import PolicyWithValue
+    from tunesmith.train.setup import create_optimizer
+
+    from .optimizer_helpers import finetuning
+
+    model = PolicyWithValue(tiny(qwen2_model), 64)
+    optimizer = create_optimizer(model, arguments(tmp_path), finetuning(**keys))
+    assert type(optimizer).__name__ == expected
+    assert ("rank" in optimizer.param_groups[-1]) == ("use_galore" in keys)
+    trained = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert id(model.value_head.weight) in trained

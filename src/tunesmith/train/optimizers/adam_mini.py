@@ -7,6 +7,8 @@ import logging
 
 import torch
 
+from .groups import transformers_model
+
 logger = logging.getLogger(__name__)
 
 
@@ -14,10 +16,7 @@ def build_adam_mini(model, args) -> torch.optim.Optimizer:
     from adam_mini import Adam_mini
     from transformers.integrations import is_deepspeed_zero3_enabled
 
-    from transformers import PreTrainedModel
-
-    # the transformers model inside (PPO trains a policy with a value head around it)
-    config = next(m for m in model.modules() if isinstance(m, PreTrainedModel)).config.to_dict()
+    config = transformers_model(model).config.to_dict()
     heads = config.get("num_attention_heads")
     optimizer = Adam_mini(named_parameters=[(n, p) for n, p in model.named_parameters() if p.requires_grad],
                           lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,

@@ -24,13 +24,20 @@ def linear_targets(model, targets: tuple[str, ...]) -> list[torch.nn.Parameter]:
     linear layer but the output head), as LLaMA-Factory's GaLore and APOLLO select them."""
     from ...model.methods import lora_target_modules
 
-    names = lora_target_modules(model, tuple(targets))
+    names = lora_target_modules(transformers_model(model), tuple(targets))
     found: list[torch.nn.Parameter] = []
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.Linear) and any(target in name for target in names):
             found += [p for p in module.parameters() if p.requires_grad and p.ndim > 1 and
                       all(p is not q for q in found)]
     return found
+
+
+def transformers_model(model):
+    """The transformers model inside ``model`` (the rollout loops train a policy with a value head around it)."""
+    from transformers import PreTrainedModel
+
+    return next(m for m in model.modules() if isinstance(m, PreTrainedModel))
 
 
 def base_kwargs(args) -> tuple[type, dict]:
