@@ -85,7 +85,7 @@ def test_train_help_lists_the_keys_by_section_from_the_schema(capsys):
     flat = " ".join(out.split())
     assert all(key in flat for key in HF_TRAINING_KEYS)
     assert "save_strategy (no | steps | epoch | best)" in flat
-    assert "  stage = sft  (pt | sft | rm | ppo | dpo | kto)" in lines
+    assert "  stage = sft  (pt | sft | rm | ppo | dpo | kto | grpo)" in lines
 
 
 def test_chat_help_lists_what_chat_reads(capsys):

@@ -245,8 +245,8 @@ CONFIG_NOTE = ("Keys come from YAML/JSON config files, key=value and --key value
 # command -> (usage, what it does, its own options, the config sections it reads (config/help.py) or None,
 # whether transformers' TrainingArguments keys apply)
 HELP: dict[str, tuple[str, str, tuple[str, ...], str | None, bool]] = {
-    "train": (TRAIN_USAGE, "Fine-tune a model: stage pt, sft, rm, ppo, dpo or kto; finetuning_type full, freeze or "
-                           "lora.", (), "TRAIN_SECTIONS", True),
+    "train": (TRAIN_USAGE, "Fine-tune a model: stage pt, sft, rm, ppo, dpo, kto or grpo; finetuning_type full, "
+                           "freeze, lora or oft.", (), "TRAIN_SECTIONS", True),
     "data": (DATA_USAGE, "Show the first examples as training sees them, trained tokens marked, and statistics of "
                          "the prepared data. Reads the training config.",
              ("--num N      examples to show (default 3)",

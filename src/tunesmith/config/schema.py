@@ -20,7 +20,7 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, list_se
 
 STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto", "grpo")
 PREF_LOSSES = ("sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo")
-FINETUNING_TYPES = ("full", "freeze", "lora")
+FINETUNING_TYPES = ("full", "freeze", "lora", "oft")
 INFER_BACKENDS = ("huggingface", "vllm", "sglang", "ktransformers")
 IMPLEMENTED_BACKENDS = ("huggingface", "vllm")
 REWARD_MODEL_TYPES = ("lora", "full", "api")
@@ -169,10 +169,10 @@ class OptimizerArgs:
 
 @dataclass(frozen=True)
 class FinetuningArgs(OptimizerArgs):
-    """The training stage and which weights train (full, freeze or lora)."""
+    """The training stage and which weights train (full, freeze, lora or oft)."""
 
     stage: str = opt("sft", "Training stage.", choices=STAGES)
-    finetuning_type: str = opt("lora", "Which weights train.", choices=("full", "freeze", "lora", "oft"))
+    finetuning_type: str = opt("lora", "Which weights train.", choices=FINETUNING_TYPES)
     freeze_trainable_layers: int = opt(2, "freeze: +N trains the last N layers, -N the first N.")
     freeze_trainable_modules: tuple[str, ...] = opt(
         ("all",), "freeze: module names inside the trainable layers (e.g. mlp,self_attn) or all.", list_sep=True
