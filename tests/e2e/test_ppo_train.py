@@ -168,7 +168,7 @@ def test_bad_reward_settings_fail_clearly(sft_model, data_dir, tmp_path):
         config(sft_model, data_dir, tmp_path / "f", **api, val_size=0.25)
     with pytest.raises(ConfigError, match="`resume_from_checkpoint` is not available for stage ppo"):
         run_training(config(sft_model, data_dir, tmp_path / "g", **api, resume_from_checkpoint=True))
-    with pytest.raises(ConfigError, match="8 prompts are fewer than one PPO step needs \\(16"):
+    with pytest.raises(ConfigError, match="stage ppo: 8 prompts are fewer than one step needs \\(16"):
         run_training(config(sft_model, data_dir, tmp_path / "h", **api, gradient_accumulation_steps=2))
 
 
