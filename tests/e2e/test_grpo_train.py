@@ -113,3 +113,29 @@ def test_failing_reward_function_names_itself_and_the_prompt(sft_model, rewards_
 def test_grpo_needs_a_reward(sft_model, data_dir, tmp_path):
     with pytest.raises(ConfigError, match="stage grpo needs a reward"):
         config(sft_model, data_dir, tmp_path / "none", **GRPO)
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_freeze_trains_only_the_chosen_layers(sft_model, rewards_file, data_dir, tmp_path):
+    before = _weights(sft_model / "model.safetensors")
+    out = run_training(config(sft_model, data_dir, tmp_path / "freeze", **GRPO, finetuning_type="freeze",
+                              freeze_trainable_layers=1, reward_funcs=f"{rewards_file}:ones", max_steps=2)).output_dir
+    after = _weights(out / "model.safetensors")
+    last = max(int(name.split(".")[2]) for name in before if name.startswith("model.layers."))
+    moved = {name for name in before if not before[name].equal(after[name])}
+    assert moved and all(name.startswith(f"model.layers.{last}.") for name in moved), sorted(moved)
+
+
+def test_qlora_trains_an_adapter_on_a_4bit_base(sft_model, rewards_file, data_dir, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    out = run_training(config(sft_model, data_dir, tmp_path / "qlora", **GRPO, finetuning_type="lora", lora_rank=4,
+                              quantization_bit=4, reward_funcs=f"{rewards_file}:ones", max_steps=2)).output_dir
+    rows = read_log(out)
+    assert [r["current_steps"] for r in rows] == [1, 2] and all(r["loss"] == r["loss"] for r in rows)
+    adapter = _weights(out / "adapter_model.safetensors")
+    assert any("lora_B" in name and tensor.abs().sum() > 0 for name, tensor in adapter.items())  # B starts at 0
