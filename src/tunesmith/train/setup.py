@@ -180,6 +180,8 @@ def training_arguments(cfg: Config, plan: RunPlan):
     kwargs.update(cfg.training)
     if not plan.cuda:
         kwargs.update(bf16=False, fp16=False, dataloader_pin_memory=False)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun's processes on the CPU: without use_cpu,
+            kwargs.setdefault("use_cpu", True)         # transformers leaves each to train alone (no gloo group)
     elif plan.autocast is None:
         kwargs.update(bf16=False, fp16=False)  # pure_bf16: bfloat16 weights, no autocast
     kwargs.pop("resume_from_checkpoint", None)

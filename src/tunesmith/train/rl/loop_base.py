@@ -56,7 +56,8 @@ class RolloutLoop:
 
         self.cfg, self.args, self.tokenizer = cfg, args, tokenizer
         mixed = "bf16" if args.bf16 else "fp16" if args.fp16 else "no"
-        self.accelerator = Accelerator(mixed_precision=mixed)
+        # use_cpu: set for processes torchrun starts on a machine without CUDA (setup.training_arguments)
+        self.accelerator = Accelerator(mixed_precision=mixed, cpu=args.use_cpu)
         self.batch_size, self.accumulation = args.per_device_train_batch_size, args.gradient_accumulation_steps
         world = self.accelerator.num_processes
         if len(items) < batch_items * world:
