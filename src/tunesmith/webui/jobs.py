@@ -92,25 +92,28 @@ class Jobs:
         return held if pid_alive(int(held.get("pid", 0))) else None
 
     def _claim(self, output_dir: Path, kind: str, config: Path) -> Path:
-        """Create the folder's lock atomically (O_EXCL: two UIs cannot both get it), naming this UI's process
-        until the run's own is known; a stale lock (its process gone) is replaced."""
+        """Take the folder's lock, naming this UI's process until the run's own is known. Claims of one folder
+        are serialised by an flock on a companion file (across UIs and threads), so the check for a live holder
+        and the writing of the lock are one step; a stale lock (its process gone) is simply replaced."""
+        import fcntl
+
         lock = self.lock_path(output_dir)
         lock.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
+        with open(lock.with_name(lock.name + ".claim"), "a", encoding="utf-8") as claim:
+            fcntl.flock(claim, fcntl.LOCK_EX)  # released when the file closes
             held = self.holder(output_dir)
             if held is not None:
                 raise ConfigError(f"{output_dir} is being written by a running {held.get('kind', 'run')} (process "
                                   f"{held.get('pid')}); stop it first, or choose another output folder")
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                lock.unlink(missing_ok=True)  # stale: holder() found no live process behind it
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps({"pid": os.getpid(), "kind": kind, "output_dir": str(output_dir),
-                                     "config": str(config)}))
-            return lock
-        raise ConfigError(f"{output_dir}: could not take its lock {lock}; try again")
+            self._write_lock(lock, os.getpid(), kind, output_dir, config)
+        return lock
+
+    @staticmethod
+    def _write_lock(lock: Path, pid: int, kind: str, output_dir: Path, config: Path) -> None:
+        tmp = lock.with_name(f"{lock.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps({"pid": pid, "kind": kind, "output_dir": str(output_dir), "config": str(config)}),
+                       encoding="utf-8")
+        tmp.replace(lock)  # readers see the old lock or the new one, never half of one
 
     def start(self, kind: str, command: list[str], config: Path, output_dir: Path) -> Job:
         """Start ``tunesmith <command...>`` writing into ``output_dir``; refuses a folder a live run writes."""
@@ -130,10 +133,7 @@ class Jobs:
                 raise
             job = Job(kind, output_dir, Path(config), log, process)
             self.jobs[output_dir] = job
-            tmp = lock.with_name(lock.name + ".tmp")
-            tmp.write_text(json.dumps({"pid": process.pid, "kind": kind, "output_dir": str(output_dir),
-                                       "config": str(config)}), encoding="utf-8")
-            tmp.replace(lock)  # now names the run's own process
+            self._write_lock(lock, process.pid, kind, output_dir, config)  # now names the run's own process
         return job
 
     def stop(self, output_dir: Path, grace: float = 10.0) -> bool:
