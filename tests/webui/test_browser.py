@@ -76,6 +76,8 @@ def test_train_watch_and_chat_in_a_browser(tmp_path, qwen2_model, data_dir):
                 fill(elem_id, value)
             page.get_by_role("button", name="special tokens").click()  # a closed accordion
             fill("add_special_tokens", "<calc>,</calc>")
+            page.click("#preview_yaml")  # on a busy machine the field may not have reached the form yet: wait
+            sync_api.expect(page.locator("#yaml_box")).to_contain_text("add_special_tokens")
             fill("extra_yaml", "lora_rnak: 4")  # a misspelt key: the loader's error shows, nothing runs
             page.click("#preview_yaml")
             sync_api.expect(page.locator("#train_status")).to_contain_text("lora_rnak")
