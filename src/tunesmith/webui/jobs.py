@@ -39,6 +39,24 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def _group_gone(pgid: int, deadline: float) -> bool:
+    """Whether every process of the group has ended (live ones only: a zombie is not running), by ``deadline``."""
+    while True:
+        members = [p for p in Path("/proc").glob("[0-9]*") if _pgid(p) == pgid]
+        if not any(pid_alive(int(p.name)) for p in members):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _pgid(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 @dataclass
 class Job:
     kind: str  # train | export | predict
@@ -146,11 +164,13 @@ class Jobs:
                 os.killpg(job.process.pid, sig)
             except ProcessLookupError:
                 break
+            deadline = time.monotonic() + wait
             try:
                 job.process.wait(wait)
-                break
             except subprocess.TimeoutExpired:
                 continue
+            if _group_gone(job.process.pid, deadline):  # the run's own children (dataloader workers) too
+                break
         self.release(job)
         return True
 
