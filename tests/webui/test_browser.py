@@ -74,17 +74,28 @@ def test_train_watch_and_chat_in_a_browser(tmp_path, qwen2_model, data_dir):
             for elem_id, value in (("cutoff_len", "128"), ("learning_rate", "0.01"), ("max_steps", "4"),
                                    ("per_device_train_batch_size", "4"), ("logging_steps", "1"), ("seed", "0")):
                 fill(elem_id, value)
+            def fill_and_preview(fields: dict[str, str], box: str, text: str) -> None:
+                """Fill, preview, and see `text` in `box`. A field that was just revealed (an opened accordion) may
+                still be mounting when it is typed into, and a busy machine can deliver the preview before the
+                value: fill and preview again until the preview shows it (one preview is one snapshot)."""
+                for attempt in range(12):
+                    for elem_id, value in fields.items():
+                        fill(elem_id, value)
+                    page.click("#preview_yaml")
+                    try:
+                        sync_api.expect(page.locator(f"#{box}")).to_contain_text(text, timeout=WAIT_MS // 12)
+                        return
+                    except AssertionError:
+                        if attempt == 11:
+                            raise
+
             page.get_by_role("button", name="special tokens").click()  # a closed accordion
-            fill("add_special_tokens", "<calc>,</calc>")
-            page.click("#preview_yaml")  # on a busy machine the field may not have reached the form yet: wait
-            sync_api.expect(page.locator("#yaml_box")).to_contain_text("add_special_tokens")
-            fill("extra_yaml", "lora_rnak: 4")  # a misspelt key: the loader's error shows, nothing runs
-            page.click("#preview_yaml")
-            sync_api.expect(page.locator("#train_status")).to_contain_text("lora_rnak")
-            fill("extra_yaml", "report_to: none\nlr_scheduler_type: constant\ndisable_tqdm: true")
-            fill("output_dir", "saves/ui")
-            page.click("#preview_yaml")
-            sync_api.expect(page.locator("#train_status")).to_contain_text("valid")
+            fill_and_preview({"add_special_tokens": "<calc>,</calc>"}, "yaml_box", "add_special_tokens")
+            # a misspelt key: the loader's error shows, nothing runs
+            fill_and_preview({"extra_yaml": "lora_rnak: 4"}, "train_status", "lora_rnak")
+            fill_and_preview({"extra_yaml": "report_to: none\nlr_scheduler_type: constant\ndisable_tqdm: true",
+                              "output_dir": "saves/ui"}, "train_status", "valid: ")
+            sync_api.expect(page.locator("#yaml_box")).to_contain_text("output_dir: saves/ui")
             page.click("#start_train")
             sync_api.expect(page.locator("#train_status")).to_contain_text("started")
             # The CLI on the saved YAML, into another folder, alongside (compared at the end).
