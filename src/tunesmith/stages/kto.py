@@ -1,8 +1,10 @@
 """Stage kto: Kahneman-Tversky optimisation on single replies tagged desirable or not (`kto_tag`).
 
-Each batch also carries every prompt paired with another example's reply; the policy-vs-reference
-log-ratio on those mismatched pairs (no gradient) is KTO's KL baseline. Logged: rewards/chosen,
-rewards/rejected, rewards/margins, logps/chosen, logps/rejected, kl.
+Each example also carries its prompt paired with the previous example's reply (formed once, when the data
+is encoded, as LLaMA-Factory does: data/encode_preference.py); the policy-vs-reference log-ratio on those
+mismatched pairs (no gradient) is KTO's KL baseline z0. z0 is the mean over the micro-batches of every process
+(as TRL's KTOTrainer gathers it), so two processes with half the micro-batch each compute the one-process z0
+and the same loss. Logged: rewards/chosen, rewards/rejected, rewards/margins, logps/chosen, logps/rejected, kl.
 """
 
 from __future__ import annotations
@@ -13,6 +15,18 @@ from ..data.collate import FeedbackCollator
 from .base import LossContext, Stage
 from .preference.forward import logps_of
 from .preference.losses import kto_loss, reply_nll
+
+
+def mean_over_processes(values: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` (no gradient) over this micro-batch and those of the other processes of the run
+    (sum and count all-reduced in the group torchrun / accelerate set up); the plain mean on one process."""
+    import torch.distributed as dist
+
+    values = values.detach().float()
+    totals = torch.stack([values.sum(), torch.tensor(float(values.numel()), device=values.device)])
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(totals)
+    return totals[0] / totals[1]
 
 
 class KTOLoss:
@@ -40,8 +54,10 @@ class KTOLoss:
             ref, ref_kl = ctx.reference.run(model, lambda m: (self._logps(m, inputs)[0],
                                                                    self._logps(m, inputs, "kl_")[0]))
         tags = inputs["kto_tags"].to(logps.device)
-        losses, chosen_r, rejected_r, kl = kto_loss(logps[tags], logps[~tags], kl_logps, ref[tags], ref[~tags],
-                                                    ref_kl, self.beta, *self.weights)
+        # z0 over every process: the mean log-ratio of all mismatched pairs, handed to kto_loss as one pair
+        kl_mean = mean_over_processes(kl_logps - ref_kl).reshape(1)
+        losses, chosen_r, rejected_r, kl = kto_loss(logps[tags], logps[~tags], kl_mean, ref[tags], ref[~tags],
+                                                    torch.zeros_like(kl_mean), self.beta, *self.weights)
         loss = losses.mean()
         extra = {}
         if self.ftx > 0:
