@@ -23,6 +23,12 @@ class Conversation:
     messages: tuple[Message, ...]
     system: str = ""
     tools: str = ""
+    images: tuple = ()  # the row's images as the data gives them (paths, {"path"|"bytes"} objects), in order
+    videos: tuple = ()
+
+    @property
+    def has_media(self) -> bool:
+        return bool(self.images or self.videos)
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class EncodedExample:
 
     input_ids: list[int]
     labels: list[int]
+    images: list = field(default_factory=list, kw_only=True)  # the example's media, in vision-token order
+    videos: list = field(default_factory=list, kw_only=True)
 
     def item(self) -> dict[str, Any]:
         """The record as the collators read it: one entry per field."""

@@ -34,21 +34,28 @@ CASES = [
     ("open.json", json.dumps([{"conversations": [{"from": "human", "value": "a"}]}]), {"formatting": "sharegpt"},
      r"dataset `bad` row 0: the conversation ends with a user turn"),
     ("nope.json", None, None, r"dataset `bad`: file .*nope.json not found"),
-    # Multimodal data in a text-only trainer: refused by name, never trained as text without its media.
+    # Media for a text-only model: refused by row, never trained as text without its media.
     ("mllm_demo.json", json.dumps(MLLM_DEMO),
      {"formatting": "sharegpt", "columns": {"messages": "messages", "images": "images"},
       "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}},
-     r"dataset_info.json: dataset `bad`: maps the `images` column \(`images`\): multimodal training is not "
-     r"available in tunesmith yet: .*such as LLaMA-Factory's qwen2_vl"),
-    ("videos.json", json.dumps(MLLM_DEMO), {"columns": {"videos": "clips"}},
-     r"dataset `bad`: maps the `videos` column \(`clips`\): multimodal training is not available"),
+     r"dataset `bad` row 0: has images, but the model has no vision processor: train media with a vision-language "
+     r"model \(Qwen2-VL, Qwen2.5-VL, Qwen3-VL\) and its template"),
+    # Placeholders and media must pair up, as in LLaMA-Factory.
+    ("videos.json", json.dumps([{"messages": [{"content": "<video>What happens?", "role": "user"},
+                                              {"content": "A ball rolls.", "role": "assistant"}],
+                                 "clips": ["a.mp4", "b.mp4"]}]),
+     {"formatting": "sharegpt", "columns": {"messages": "messages", "videos": "clips"},
+      "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}},
+     r"dataset `bad` row 0: 1 `<video>` placeholder\(s\) in the messages but 2 video\(s\) \(column `clips`\); put "
+     r"one `<video>` in the messages where each video goes"),
     ("placeholder.json", json.dumps([{"messages": MLLM_DEMO[0]["messages"]}]),
      {"formatting": "sharegpt", "columns": {"messages": "messages"},
       "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}},
-     r"dataset `bad` row 0: turn 0 holds the image placeholder `<image>`: multimodal training is not available in "
-     r"tunesmith yet: it needs a vision-language .*template and processor, such as LLaMA-Factory's qwen2_vl"),
+     r"dataset `bad` row 0: 1 `<image>` placeholder\(s\) in the messages but 0 image\(s\) \(no `images` column "
+     r"mapped in dataset_info.json\); map the `images` column .* or, if `<image>` is plain text in this data, set "
+     r"IMAGE_PLACEHOLDER"),
     ("audio.json", json.dumps([{"instruction": "<audio>Transcribe this.", "output": "hello"}]), None,
-     r"dataset `bad` row 0: column `instruction` holds the audio placeholder `<audio>`: multimodal training"),
+     r"dataset `bad` row 0: audio inputs are not supported"),
     # Bytes that are not UTF-8: the file, line and byte offset, never a UnicodeDecodeError traceback.
     ("latin1.json", '[{"instruction": "caf\u00e9", "output": "b"}]'.encode("latin-1"), None,
      r"^.*latin1.json:1: not UTF-8 text: byte 0xe9 at byte offset 21 \(invalid continuation byte\); save the file "
@@ -131,8 +138,8 @@ def test_a_multimodal_hub_dataset_is_refused_before_any_download(tmp_path, qwen2
              "columns": {"messages": "messages", "images": "images"},
              "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}
     (root / "dataset_info.json").write_text(json.dumps({"llava_1k_en": entry}))
-    with pytest.raises(ConfigError, match=r"dataset `llava_1k_en`: maps the `images` column \(`images`\): "
-                                          r"multimodal training is not available in tunesmith yet"):
+    with pytest.raises(ConfigError, match=r"dataset `llava_1k_en`: maps the `images` column \(`images`\), but "
+                                          r"the model has no vision processor"):
         run_training(train_config(qwen2_model, dataset="llava_1k_en", dataset_dir=str(root)))
 
 
@@ -143,7 +150,7 @@ def test_a_placeholder_that_is_plain_text_passes_with_llamafactorys_variable(mon
 
     attr = parse_entry("html", {"file_name": "x.json"}, Path("."), Path("dataset_info.json"))
     row = {"instruction": "What does <video> do in HTML?", "output": "It embeds a video."}
-    with pytest.raises(ConfigError, match=r"row 3: column `instruction` holds the video placeholder `<video>`.*set "
+    with pytest.raises(ConfigError, match=r"row 3: 1 `<video>` placeholder\(s\) in the messages but 0 video\(s\).*set "
                                           r"VIDEO_PLACEHOLDER to a marker the data does not use"):
         to_conversation(attr, row, 3)
     monkeypatch.setenv("VIDEO_PLACEHOLDER", "<|video_pad|>")

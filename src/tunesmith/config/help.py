@@ -21,11 +21,14 @@ TRAINING_ARGUMENTS_DOCS = "https://huggingface.co/docs/transformers/main_classes
 # A command reads whole sections, or only some keys of a section: (section, keys or None for all).
 Sections = tuple[tuple[str, tuple[str, ...] | None], ...]
 PROMPT_KEYS = ("template", "default_system", "enable_thinking", "tool_format")  # how prompts are rendered
-TRAIN_SECTIONS: Sections = tuple((name, None) for name in ("model", "data", "finetuning", "tokens", "preference",
-                                                           "ppo", "grpo", "speed", "run",
+MEDIA_KEYS = ("image_max_pixels", "image_min_pixels", "video_max_pixels", "video_min_pixels", "video_fps",
+              "video_maxlen")
+TRAIN_SECTIONS: Sections = tuple((name, None) for name in ("model", "data", "finetuning", "tokens", "media",
+                                                           "preference", "ppo", "grpo", "speed", "run",
                                                            "generating", "evaluation"))
-DATA_SECTIONS: Sections = tuple((name, None) for name in ("model", "data", "finetuning", "tokens"))
-CHAT_SECTIONS: Sections = (("model", None), ("data", PROMPT_KEYS), ("infer", None), ("generating", None))
+DATA_SECTIONS: Sections = tuple((name, None) for name in ("model", "data", "finetuning", "tokens", "media"))
+CHAT_SECTIONS: Sections = (("model", None), ("data", PROMPT_KEYS), ("media", MEDIA_KEYS), ("infer", None),
+                           ("generating", None))
 API_SECTIONS: Sections = CHAT_SECTIONS + (("api", None),)
 EXPORT_SECTIONS: Sections = (("model", None), ("data", PROMPT_KEYS), ("infer", ("infer_dtype",)), ("export", None))
 

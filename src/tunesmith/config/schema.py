@@ -9,13 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
-def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, list_sep: bool = False) -> Any:
-    """A dataclass field with help text; ``list_sep`` marks comma-separated list values."""
-    meta = {"help": help, "choices": choices, "list": list_sep}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
+from .fields import opt
+from .schema_media import MediaArgs
 
 
 STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto", "grpo")
@@ -462,6 +457,7 @@ SECTIONS: dict[str, type] = {
     "export": ExportArgs,
     "api": ApiArgs,
     "evaluation": EvalArgs,
+    "media": MediaArgs,
 }
 
 
@@ -485,6 +481,7 @@ class Config:
     training: dict[str, Any]  # transformers.TrainingArguments keyword arguments
     sources: tuple[str, ...] = ()  # files and overrides this config was read from
     evaluation: EvalArgs = field(default_factory=EvalArgs)
+    media: MediaArgs = field(default_factory=MediaArgs)
 
     @property
     def stage(self) -> str:

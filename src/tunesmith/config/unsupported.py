@@ -91,10 +91,12 @@ UNSUPPORTED: dict[str, Unsupported] = {
     **_group("attention variant", "block-diagonal attention", "`packing: true` never attends across examples",
              "block_diag_attn"),
     **_group("model config", "RoPE scaling", "set rope_scaling in the model's config.json", "rope_scaling"),
-    **_group("multimodal", "image, video and audio inputs", "tunesmith trains text-only models",
-             "image_max_pixels image_min_pixels image_do_pan_and_scan crop_to_patches video_max_pixels "
-             "video_min_pixels video_fps video_maxlen use_audio_in_video audio_sampling_rate freeze_vision_tower "
-             "freeze_multi_modal_projector freeze_language_model media_dir"),
+    **_group("multimodal", "audio inputs", "tunesmith trains images and videos of Qwen-VL models; audio models "
+             "(Qwen2-Audio, Qwen2.5-Omni) are not supported", "use_audio_in_video audio_sampling_rate",
+             off=(16000,)),
+    **_group("multimodal", "Gemma 3 pan-and-scan and InternVL patch cropping", "tunesmith's vision-language models "
+             "are the Qwen-VL family, whose processors tile images themselves", "image_do_pan_and_scan "
+             "crop_to_patches"),
     # inference backends
     **_group("inference backend", "SGLang", INFER_BACKENDS,
              "sglang_maxlen sglang_mem_fraction sglang_tp_size sglang_config sglang_lora_backend"),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ..config.errors import ConfigError
 from ..templates.base import Template
 from ..types import IGNORE_INDEX, Conversation, EncodedExample, PackedRow
+from .media_context import MediaContext, expand_all
 
 
 @dataclass
@@ -28,12 +29,14 @@ class EncodeStats:
     kept: int = 0
     truncated: int = 0
     dropped_empty: int = 0  # no trained token left after truncation
+    dropped_media_cut: int = 0  # truncation would cut an image's or a video's tokens
     tokens: int = 0
     trained_tokens: int = 0
     dropped_rows: list[int] = field(default_factory=list)
 
     def merge(self, other: EncodeStats) -> None:
-        for name in ("examples", "kept", "truncated", "dropped_empty", "tokens", "trained_tokens"):
+        for name in ("examples", "kept", "truncated", "dropped_empty", "dropped_media_cut", "tokens",
+                     "trained_tokens"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.dropped_rows += other.dropped_rows
 
@@ -72,7 +75,12 @@ def encode_supervised(
     mask_history: bool = False,
     default_system: str | None = None,
     row_ids: Sequence[int] | None = None,
+    media: MediaContext | None = None,
+    name: str = "data",
 ) -> tuple[list[EncodedExample], EncodeStats]:
+    """``media``: the vision plugin that expands the conversations' images and videos (None: a text model, and a
+    conversation with media is refused); ``name``: the dataset, for errors."""
+    convs = expand_all(convs, media, name, row_ids)
     bos, eos = tokenizer.bos_token or "", tokenizer.eos_token or ""
     eos_id = efficient_eos_id(template, tokenizer)
     if eos_id is not None and train_on_prompt:
@@ -88,6 +96,12 @@ def encode_supervised(
         pairs = [(next(ids), next(ids)) for _ in turns]
         example, truncated, n_reply, n_trained = _assemble(pairs, cutoff_len, train_on_prompt, mask_history, eos_id)
         stats.truncated += truncated
+        if convs[n].has_media:
+            if not attach_media(example, convs[n], media, [t for pair in pairs for t in pair]):
+                stats.dropped_media_cut += 1
+                stats.dropped_rows.append(row_ids[n] if row_ids is not None else n)
+                continue
+            n_trained = sum(1 for label in example.labels if label != IGNORE_INDEX)
         if n_reply == 0:
             stats.dropped_empty += 1
             stats.dropped_rows.append(row_ids[n] if row_ids is not None else n)
@@ -97,6 +111,16 @@ def encode_supervised(
         stats.trained_tokens += n_trained
         out.append(example)
     return out, stats
+
+
+def attach_media(example: EncodedExample, conv: Conversation, media: MediaContext, pieces: list[list[int]]) -> bool:
+    """Give ``example`` its conversation's media and ignore its vision tokens in the labels; False when
+    truncation cut vision tokens (the example is then dropped)."""
+    if media.count(example.input_ids) != sum(media.count(piece) for piece in pieces):
+        return False
+    example.labels = media.mask(example.input_ids, example.labels)
+    example.images, example.videos = list(conv.images), list(conv.videos)
+    return True
 
 
 def efficient_eos_id(template: Template, tokenizer) -> int | None:

@@ -25,6 +25,7 @@ from ..config.errors import ConfigError
 from ..templates.base import Template
 from ..types import IGNORE_INDEX, Conversation, EncodedExample, FeedbackExample, PairExample
 from .encode import EncodeStats, efficient_eos_id, split_budget, tokenize_texts
+from .media_context import MediaContext, expand_all
 
 
 def _prompt_and_reply(template: Template, conv: Conversation, bos: str, eos: str,
@@ -51,13 +52,24 @@ def render_prompt_and_reply(convs: Sequence[Conversation], tokenizer, template: 
     return out
 
 
+def refuse_media(convs: Sequence[Conversation], name: str, what: str) -> None:
+    for row, conv in enumerate(convs):
+        if conv.has_media:
+            raise ConfigError(f"dataset `{name}` row {row}: has images or videos, but training on {what} with media "
+                              "is not supported yet: images and videos train in supervised and ranking data "
+                              "(stages sft, dpo, rm)")
+
+
 def _join(prompt: list[int], reply: list[int]) -> tuple[list[int], list[int]]:
     return prompt + reply, [IGNORE_INDEX] * len(prompt) + reply
 
 
 def encode_pairwise(pairs: Sequence[tuple[Conversation, Conversation]], tokenizer, template: Template,
-                    cutoff_len: int, default_system: str | None = None
-                    ) -> tuple[list[PairExample], EncodeStats]:
+                    cutoff_len: int, default_system: str | None = None, media: MediaContext | None = None,
+                    name: str = "data") -> tuple[list[PairExample], EncodeStats]:
+    """``media``: expands the prompts' images and videos (both rows of a pair show the same media)."""
+    convs = expand_all([c for pair in pairs for c in pair], media, name)
+    pairs = list(zip(convs[::2], convs[1::2]))
     chosen = render_prompt_and_reply([c for c, _ in pairs], tokenizer, template, default_system)
     rejected = render_prompt_and_reply([r for _, r in pairs], tokenizer, template, default_system)
     stats = EncodeStats(examples=len(pairs))
@@ -65,6 +77,7 @@ def encode_pairwise(pairs: Sequence[tuple[Conversation, Conversation]], tokenize
     for row, ((prompt, good), (prompt_r, bad)) in enumerate(zip(chosen, rejected)):
         if prompt != prompt_r:  # the template renders the prompt independently of the reply
             raise ConfigError(f"row {row}: the prompt renders differently before the chosen and the rejected reply")
+        full_prompt = prompt
         keep_prompt, keep_reply = split_budget(len(prompt), max(len(good), len(bad)), cutoff_len)
         if keep_prompt < len(prompt) or keep_reply < max(len(good), len(bad)):
             stats.truncated += 1
@@ -73,9 +86,19 @@ def encode_pairwise(pairs: Sequence[tuple[Conversation, Conversation]], tokenize
             stats.dropped_empty += 1
             stats.dropped_rows.append(row)
             continue
+        conv = pairs[row][0]
+        if conv.has_media and media.count(prompt) != media.count(full_prompt):
+            stats.dropped_media_cut += 1
+            stats.dropped_rows.append(row)
+            continue
         ids, labels = _join(prompt, good)
         rejected_ids, rejected_labels = _join(prompt, bad)
-        out.append(PairExample(ids, labels, rejected_ids, rejected_labels))
+        example = PairExample(ids, labels, rejected_ids, rejected_labels)
+        if conv.has_media:
+            example.labels = media.mask(ids, labels)
+            example.rejected_labels = media.mask(rejected_ids, rejected_labels)
+            example.images, example.videos = list(conv.images), list(conv.videos)
+        out.append(example)
         stats.kept += 1
         stats.tokens += len(ids) + len(rejected_ids)
         stats.trained_tokens += len(good) + len(bad)
@@ -88,8 +111,9 @@ def _cut(prompt: list[int], reply: list[int], cutoff_len: int) -> tuple[list[int
 
 
 def encode_feedback(convs: Sequence[Conversation], tags: Sequence[bool], tokenizer, template: Template,
-                    cutoff_len: int, default_system: str | None = None
+                    cutoff_len: int, default_system: str | None = None, name: str = "data"
                     ) -> tuple[list[FeedbackExample], EncodeStats]:
+    refuse_media(convs, name, "tagged replies (KTO)")
     rendered = render_prompt_and_reply(convs, tokenizer, template, default_system)
     stats = EncodeStats(examples=len(convs))
     out: list[FeedbackExample] = []
@@ -112,12 +136,13 @@ def encode_feedback(convs: Sequence[Conversation], tags: Sequence[bool], tokeniz
 
 
 def encode_prompts(convs: Sequence[Conversation], tokenizer, template: Template, cutoff_len: int,
-                   default_system: str | None = None, keep_reply: bool = False
+                   default_system: str | None = None, keep_reply: bool = False, name: str = "data"
                    ) -> tuple[list[EncodedExample], EncodeStats]:
     """Each conversation's prompt, exactly as the prompt of an sft example; a prompt longer than
     ``cutoff_len`` is dropped (cut, it would lose its assistant header). ``keep_reply``: the dataset's reply
     follows the prompt in ``input_ids`` and is its ``labels`` (a reference answer, never cut; the prompt's
     labels are IGNORE_INDEX)."""
+    refuse_media(convs, name, "prompts for generated replies (PPO, GRPO)")
     rendered = render_prompt_and_reply(convs, tokenizer, template, default_system)
     stats = EncodeStats(examples=len(convs))
     out: list[EncodedExample] = []

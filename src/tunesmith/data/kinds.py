@@ -24,47 +24,51 @@ from .formats import to_conversation, to_prompt, to_text
 from .formats.preference import to_feedback, to_pair
 from .registry import DatasetAttr
 
-Encoder = Callable[[DatasetAttr, list, object, object, DataArgs], tuple[list, EncodeStats]]
+Encoder = Callable[..., tuple[list, EncodeStats]]  # (attr, rows, tokenizer, template, data args, media=None)
 
 
 @dataclass(frozen=True)
 class DataKind:
     name: str
-    encode: Encoder  # (attr, rows, tokenizer, template, data args) -> (examples, stats)
+    encode: Encoder  # (attr, rows, tokenizer, template, data args, media) -> (examples, stats); media: MediaContext
     needs_template: bool = True
     packed_rows: bool = False  # every row already holds several sequences with restarting positions
     packable: bool = False  # its examples are single sequences that may share rows
     trains_replies: bool = True  # its labels are replies (an example whose only trained tokens end turns is empty)
 
 
-def _text(attr, rows, tokenizer, template, data):
+def _text(attr, rows, tokenizer, template, data, media=None):
     return encode_pretrain([to_text(attr, row, i) for i, row in enumerate(rows)], tokenizer, data.cutoff_len)
 
 
-def _supervised(attr, rows, tokenizer, template, data):
+def _supervised(attr, rows, tokenizer, template, data, media=None):
     convs = [to_conversation(attr, row, i) for i, row in enumerate(rows)]
     return encode_supervised(convs, tokenizer, template, data.cutoff_len, train_on_prompt=data.train_on_prompt,
-                             mask_history=data.mask_history, default_system=data.default_system)
+                             mask_history=data.mask_history, default_system=data.default_system, media=media,
+                             name=attr.name)
 
 
-def _pairwise(attr, rows, tokenizer, template, data):
+def _pairwise(attr, rows, tokenizer, template, data, media=None):
     pairs = [to_pair(attr, row, i) for i, row in enumerate(rows)]
-    return encode_pairwise(pairs, tokenizer, template, data.cutoff_len, default_system=data.default_system)
+    return encode_pairwise(pairs, tokenizer, template, data.cutoff_len, default_system=data.default_system,
+                           media=media, name=attr.name)
 
 
-def _feedback(attr, rows, tokenizer, template, data):
+def _feedback(attr, rows, tokenizer, template, data, media=None):
     convs, tags = zip(*(to_feedback(attr, row, i) for i, row in enumerate(rows))) if rows else ((), ())
-    return encode_feedback(convs, tags, tokenizer, template, data.cutoff_len, default_system=data.default_system)
+    return encode_feedback(convs, tags, tokenizer, template, data.cutoff_len, default_system=data.default_system,
+                           name=attr.name)
 
 
-def _prompt(attr, rows, tokenizer, template, data):
+def _prompt(attr, rows, tokenizer, template, data, media=None):
     convs = [to_prompt(attr, row, i) for i, row in enumerate(rows)]
-    return encode_prompts(convs, tokenizer, template, data.cutoff_len, data.default_system)
+    return encode_prompts(convs, tokenizer, template, data.cutoff_len, data.default_system, name=attr.name)
 
 
-def _prompt_reply(attr, rows, tokenizer, template, data):
+def _prompt_reply(attr, rows, tokenizer, template, data, media=None):
     convs = [to_prompt(attr, row, i) for i, row in enumerate(rows)]
-    return encode_prompts(convs, tokenizer, template, data.cutoff_len, data.default_system, keep_reply=True)
+    return encode_prompts(convs, tokenizer, template, data.cutoff_len, data.default_system, keep_reply=True,
+                          name=attr.name)
 
 
 KINDS: dict[str, DataKind] = {kind.name: kind for kind in (

@@ -20,6 +20,7 @@ from . import cache
 from .encode import EncodeStats
 from .files import load_rows
 from .kinds import DataKind
+from .media_context import MediaContext
 from .mix import interleave
 from .pack import pack_examples
 from .registry import DatasetAttr, get_dataset_attrs
@@ -77,16 +78,23 @@ def gc_paused():
 
 
 def load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: DataArgs, seed: int,
-              hub: dict | None = None) -> DatasetPart:
-    """``hub``: `cache_dir` and `token` for datasets from a hub."""
+              hub: dict | None = None, media: MediaContext | None = None) -> DatasetPart:
+    """``hub``: `cache_dir` and `token` for datasets from a hub; ``media``: the model's vision plugin (None for a
+    text model)."""
     with gc_paused():
-        return _load_part(attr, kind, tokenizer, template, data, seed, hub or {})
+        return _load_part(attr, kind, tokenizer, template, data, seed, hub or {}, media)
 
 
-def _load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: DataArgs, seed: int, hub: dict
-               ) -> DatasetPart:
+def _load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: DataArgs, seed: int, hub: dict,
+               media: MediaContext | None) -> DatasetPart:
+    media_columns = [role for role in ("images", "videos") if attr.column(role)]
+    if media is None and media_columns and attr.load_from != "file":
+        raise ConfigError(f"dataset `{attr.name}`: maps the `{media_columns[0]}` column "
+                          f"(`{attr.column(media_columns[0])}`), but the model has no vision processor: train media "
+                          "with a vision-language model (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) and its template")
     cached_at = None
-    if attr.load_from == "file" and Path(attr.source).exists():
+    # Rows with media are expanded from the media files, which the cache key does not cover: not cached.
+    if attr.load_from == "file" and Path(attr.source).exists() and not (media is not None and media_columns):
         cached_at = cache.cache_path(attr, cache.cache_key(attr, kind.name, tokenizer, template, data, seed), data)
         hit = None if data.overwrite_cache else cache.load(cached_at)
         if hit is not None:
@@ -96,12 +104,16 @@ def _load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: Dat
     rows = cap_rows(attr, load_rows(attr, **hub), data, seed)
     if not rows:
         raise ConfigError(f"dataset `{attr.name}` ({attr.source}) is empty")
-    examples, stats = kind.encode(attr, rows, tokenizer, template, data)
+    examples, stats = kind.encode(attr, rows, tokenizer, template, data, media=media)
     if not examples:
         raise ConfigError(f"dataset `{attr.name}`: no example has a trained token after encoding "
                           f"({stats.dropped_empty} of {stats.examples} dropped; is `cutoff_len` "
                           f"({data.cutoff_len}) too small?)")
     refuse_empty_replies(attr, kind, examples, stats, tokenizer, template)
+    if stats.dropped_media_cut:
+        logger.warning("dataset %s: dropped %d of %d examples whose image or video tokens cutoff_len=%d would cut "
+                       "(rows %s); raise cutoff_len, or lower image_max_pixels / video_max_pixels", attr.name,
+                       stats.dropped_media_cut, stats.examples, data.cutoff_len, stats.dropped_rows[:10])
     if stats.dropped_empty:
         logger.warning("dataset %s: dropped %d of %d examples left without a trained token after truncation to "
                        "cutoff_len=%d (rows %s)", attr.name, stats.dropped_empty, stats.examples, data.cutoff_len,
@@ -164,13 +176,16 @@ def load_streaming_data(attrs, data: DataArgs, kind: DataKind, tokenizer, templa
 
 
 def load_training_data(data: DataArgs, kind: DataKind, tokenizer, template, seed: int, pack: bool = False,
-                       hub: dict | None = None) -> TrainingData:
+                       hub: dict | None = None, media: MediaContext | None = None) -> TrainingData:
     """``pack``: lay the examples (single sequences of a packable kind) into shared rows of cutoff_len; ``hub``:
-    `cache_dir` and `token` for datasets from a hub."""
+    `cache_dir` and `token` for datasets from a hub; ``media``: the model's vision plugin (None: text model)."""
     attrs = get_dataset_attrs(data.dataset, data.dataset_dir)
     if data.streaming:
+        if media is not None:
+            raise ConfigError("`streaming: true` with a vision-language model is not supported: its rows' media are "
+                              "expanded with the dataset; set `streaming: false`")
         return load_streaming_data(attrs, data, kind, tokenizer, template, seed, pack, hub)
-    parts = [load_part(attr, kind, tokenizer, template, data, seed, hub) for attr in attrs]
+    parts = [load_part(attr, kind, tokenizer, template, data, seed, hub, media) for attr in attrs]
     pools = [part.examples for part in parts]
     eval_examples: list[EncodedExample] | None = None
     if not data.eval_dataset and data.val_size > 0:
@@ -189,7 +204,7 @@ def load_training_data(data: DataArgs, kind: DataKind, tokenizer, template, seed
     if data.eval_dataset:
         eval_attrs = get_dataset_attrs(data.eval_dataset, data.dataset_dir)
         eval_examples = [ex for attr in eval_attrs
-                         for ex in load_part(attr, kind, tokenizer, template, data, seed, hub).examples]
+                         for ex in load_part(attr, kind, tokenizer, template, data, seed, hub, media).examples]
     return TrainingData(train=train, eval=eval_examples, parts=parts, phase_sizes=phases,
                         packed=kind.packed_rows or pack)
 

@@ -55,17 +55,12 @@ class DatasetAttr:
 
 
 MEDIA_COLUMNS = ("images", "videos", "audios")
-MULTIMODAL_NOT_AVAILABLE = ("multimodal training is not available in tunesmith yet: it needs a vision-language (or "
-                            "audio) template and processor, such as LLaMA-Factory's qwen2_vl (qwen2_audio for "
-                            "audio), which tunesmith does not have; tunesmith trains on text only")
-
-
 def refuse_media_columns(where: str, columns: dict[str, str]) -> None:
-    """A dataset whose registry entry maps image, video or audio columns is multimodal: refused by name."""
-    for role in MEDIA_COLUMNS:
-        if columns.get(role):
-            raise ConfigError(f"{where}: maps the `{role}` column (`{columns[role]}`): {MULTIMODAL_NOT_AVAILABLE}. "
-                              "Train it with LLaMA-Factory, or pick a text-only dataset.")
+    """Audio columns are refused by name (images and videos train with a vision-language model)."""
+    if columns.get("audios"):
+        raise ConfigError(f"{where}: maps the `audios` column (`{columns['audios']}`): audio inputs are not "
+                          "supported: tunesmith trains images and videos of Qwen-VL models (Qwen2-VL, Qwen2.5-VL, "
+                          "Qwen3-VL). Train it with LLaMA-Factory, or pick another dataset.")
 
 
 def _source(entry: dict, where: str) -> tuple[str, str]:

@@ -24,6 +24,9 @@ def to_text(attr: DatasetAttr, row: dict, index: int) -> str:
     """Pretraining text of a row: the `prompt` column (LLaMA-Factory registers pt data as prompt: text)."""
     if attr.formatting != "alpaca":
         conv = sharegpt.to_conversation(attr, row, index, allow_open_end=True)
+        if conv.has_media:
+            raise ConfigError(f"dataset `{attr.name}` row {index}: has images or videos, but pretraining (stage pt) "
+                              "trains on text only; train media rows with stage sft")
         return "\n".join(m.content for m in conv.messages)
     text_column = attr.column("text") or ("text" if attr.column("prompt") not in row and "text" in row else None)
     if text_column is not None:
@@ -33,7 +36,9 @@ def to_text(attr: DatasetAttr, row: dict, index: int) -> str:
                               f"got {type(value).__name__}")
         refuse_placeholders(attr, index, f"column `{text_column}`", value)
         return value
-    return alpaca.prompt_text(attr, row, index)
+    text = alpaca.prompt_text(attr, row, index)
+    refuse_placeholders(attr, index, f"column `{attr.column('prompt')}`", text)
+    return text
 
 
 def to_prompt(attr: DatasetAttr, row: dict, index: int) -> Conversation:
@@ -46,5 +51,6 @@ def to_prompt(attr: DatasetAttr, row: dict, index: int) -> Conversation:
         return alpaca.to_conversation(attr, row, index)
     conv = sharegpt.to_conversation(attr, row, index, allow_open_end=True)
     if len(conv.messages) % 2:
-        conv = Conversation(conv.messages + (Message("assistant", ""),), system=conv.system, tools=conv.tools)
+        conv = Conversation(conv.messages + (Message("assistant", ""),), system=conv.system, tools=conv.tools,
+                            images=conv.images, videos=conv.videos)
     return conv

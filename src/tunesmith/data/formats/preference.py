@@ -14,7 +14,7 @@ from ...types import Conversation, Message
 from ..registry import DatasetAttr
 from . import alpaca, sharegpt
 from .columns import check_column
-from .media import refuse_placeholders
+from .media import refuse_placeholders, with_media
 
 
 def _prompt(attr: DatasetAttr, row: dict, index: int) -> Conversation:
@@ -26,13 +26,10 @@ def _prompt(attr: DatasetAttr, row: dict, index: int) -> Conversation:
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
                 raise ConfigError(f"dataset `{attr.name}` row {index}: history turn {turn_no} must be "
                                   "[prompt, response] strings")
-            for text in pair:
-                refuse_placeholders(attr, index, f"history turn {turn_no} (column `{attr.column('history')}`)",
-                                    text)
             messages += [Message("user", pair[0]), Message("assistant", pair[1])]
         messages.append(Message("user", alpaca.prompt_text(attr, row, index)))
         system = check_column(attr, row, index, "system", (str,), required=False) or ""
-        return Conversation(tuple(messages), system=system)
+        return with_media(attr, row, index, Conversation(tuple(messages), system=system))
     conv = sharegpt.to_conversation(attr, row, index, allow_open_end=True)
     if len(conv.messages) % 2 != 1:
         raise ConfigError(f"dataset `{attr.name}` row {index}: the `{attr.column('messages')}` of a ranking row "
@@ -63,8 +60,8 @@ def to_pair(attr: DatasetAttr, row: dict, index: int) -> tuple[Conversation, Con
                           "dataset_info.json entry")
     prompt = _prompt(attr, row, index)
     chosen, rejected = (_reply(attr, row, index, role) for role in ("chosen", "rejected"))
-    return tuple(Conversation(prompt.messages + (Message("assistant", reply),), prompt.system, prompt.tools)
-                 for reply in (chosen, rejected))
+    return tuple(Conversation(prompt.messages + (Message("assistant", reply),), prompt.system, prompt.tools,
+                              prompt.images, prompt.videos) for reply in (chosen, rejected))
 
 
 def to_feedback(attr: DatasetAttr, row: dict, index: int) -> tuple[Conversation, bool]:

@@ -8,7 +8,7 @@ from ...config.errors import ConfigError
 from ...types import Conversation, Message
 from ..registry import DatasetAttr
 from .columns import check_column, looks_ranking, ranking_error
-from .media import placeholders, refuse_placeholders
+from .media import with_media
 
 _PROMPT_ROLES = ("user", "observation")
 _REPLY_ROLES = ("assistant", "function")
@@ -31,7 +31,6 @@ def to_conversation(attr: DatasetAttr, row: dict, index: int, allow_open_end: bo
     where = f"dataset `{attr.name}` row {index}"
     system = check_column(attr, row, index, "system", (str,), required=False) or ""
     messages: list[Message] = []
-    marks = placeholders()
     for turn, msg in enumerate(raw):
         if not isinstance(msg, dict):
             raise ConfigError(f"{where}: turn {turn} must be an object with `{role_tag}` and `{content_tag}`")
@@ -48,7 +47,6 @@ def to_conversation(attr: DatasetAttr, row: dict, index: int, allow_open_end: bo
         content = msg[ctag]
         if not isinstance(content, str):
             raise ConfigError(f"{where}: turn {turn} content must be a string, got {type(content).__name__}")
-        refuse_placeholders(attr, index, f"turn {turn}", content, marks)
         if role == "system":
             if turn != 0:
                 raise ConfigError(f"{where}: turn {turn} is a system message; only the first turn may be one")
@@ -70,4 +68,4 @@ def to_conversation(attr: DatasetAttr, row: dict, index: int, allow_open_end: bo
                           "it must end with an assistant reply")
     tools = check_column(attr, row, index, "tools", (str, list, dict), required=False) or ""
     tools_text = tools if isinstance(tools, str) else json.dumps(tools, ensure_ascii=False)
-    return Conversation(tuple(messages), system=system, tools=tools_text)
+    return with_media(attr, row, index, Conversation(tuple(messages), system=system, tools=tools_text))
