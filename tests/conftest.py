@@ -87,6 +87,33 @@ def llama3_model(models_dir) -> Path:
     return _build(models_dir, "llama3")
 
 
+def _build_vl(models_dir: Path, family: str) -> Path:
+    from tunesmith.model.tiny_vl import build_tiny_vl_model
+
+    out = models_dir / family
+    if not (out / "config.json").exists():
+        build_tiny_vl_model(family, out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def qwen2_vl_model(models_dir) -> Path:
+    """A tiny Qwen2-VL model with its processor files (model/tiny_vl.py)."""
+    return _build_vl(models_dir, "qwen2_vl")
+
+
+@pytest.fixture(scope="session")
+def qwen2_5_vl_model(models_dir) -> Path:
+    """A tiny Qwen2.5-VL model with its processor files."""
+    return _build_vl(models_dir, "qwen2_5_vl")
+
+
+@pytest.fixture(scope="session")
+def qwen3_vl_model(models_dir) -> Path:
+    """A tiny Qwen3-VL model with its processor files."""
+    return _build_vl(models_dir, "qwen3_vl")
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """A LLaMA-Factory-style data folder: dataset_info.json plus small files."""
