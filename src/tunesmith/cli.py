@@ -33,9 +33,13 @@ def cmd_train(argv: list[str]) -> int:
     from .config.load import load_config
     from .utils.logging import offline_environment, setup_logging
 
-    cfg = load_config(argv)  # validated before torch is imported
+    cfg = load_config(list(argv))  # validated before torch is imported
     offline_environment()
     setup_logging()
+    from .train.launch import relaunch
+
+    if (code := relaunch(list(argv))) is not None:  # FORCE_TORCHRUN=1 or several GPUs: the processes torchrun runs
+        return code
     from .evaluation.run import run  # trains, then evaluates / predicts as do_eval and do_predict say
 
     run(cfg)
