@@ -153,6 +153,16 @@ class VisionPlugin:
         return out
 
 
+def patch_timestamps(positions: Sequence[float], video_fps: float, merge: int) -> list[float]:
+    """Seconds of each temporal patch, as transformers' Qwen3VLProcessor._calculate_timestamps computes them from
+    LLaMA-Factory's frame positions (index / source fps * video_fps): the positions padded with the last to a
+    multiple of `merge`, divided by video_fps, the mean of each patch's first and last frame."""
+    positions = list(positions)
+    positions += positions[-1:] * (-len(positions) % merge)
+    seconds = [position / video_fps for position in positions]
+    return [(seconds[i] + seconds[i + merge - 1]) / 2 for i in range(0, len(seconds), merge)]
+
+
 class Qwen2VLPlugin(VisionPlugin):
     """Qwen2-VL and Qwen2.5-VL (LLaMA-Factory's Qwen2VLPlugin): one `<|vision_start|>pads<|vision_end|>` block
     per image or video, grid product / merge_size**2 pads."""
@@ -167,13 +177,8 @@ class Qwen3VLPlugin(VisionPlugin):
     name = "qwen3_vl"
 
     def timestamps(self, info: VideoInfo) -> list[float]:
-        """Seconds of each temporal patch, as transformers' Qwen3VLProcessor._calculate_timestamps computes them
-        from LLaMA-Factory's frame positions (index / source fps * video_fps) and video_fps."""
-        merge = self.processor.video_processor.temporal_patch_size
-        positions = list(info.frame_positions)
-        positions += positions[-1:] * (-len(positions) % merge)
-        seconds = [position / self.settings.video_fps for position in positions]
-        return [(seconds[i] + seconds[i + merge - 1]) / 2 for i in range(0, len(seconds), merge)]
+        return patch_timestamps(info.frame_positions, self.settings.video_fps,
+                                self.processor.video_processor.temporal_patch_size)
 
     def video_tokens(self, grid: tuple[int, int, int], info: VideoInfo) -> str:
         p = self.processor
