@@ -51,7 +51,11 @@ RESUMABLE_CHANGES = frozenset({
     "load_best_model_at_end", "metric_for_best_model", "greater_is_better", "chunked_loss", "loss_chunk_size",
     "compile_layers", "shared_prompt", "enable_liger_kernel", "cuda_alloc_conf", "flash_attn", "low_cpu_mem_usage",
     "use_fast_tokenizer", "include_num_input_tokens_seen", "save_only_model", "save_safetensors",
+    "processes",
 })
+# the training processes (torchrun's WORLD_SIZE) and the examples each takes per micro-batch: a checkpoint resumes
+# on another number of processes when the global batch (their product) stays the same
+BATCH_SPLIT = ("processes", "per_device_train_batch_size")
 TRAINING_SECTIONS = ("model", "data", "finetuning", "tokens", "preference", "ppo", "grpo", "speed", "run",
                      "generating")
 
@@ -64,7 +68,16 @@ def run_settings(cfg: Config) -> dict:
     for section in TRAINING_SECTIONS:
         flat.update(asdict(getattr(cfg, section)))  # noqa: B009 - the section names are the Config's fields
     flat.update(cfg.training)
+    flat["processes"] = int(os.environ.get("WORLD_SIZE", "1"))
     return json.loads(json.dumps(flat, default=str))  # as stored: tuples become lists
+
+
+def global_batch(settings: dict) -> int | None:
+    """Examples per micro-batch over all processes (transformers' default per-device batch is 8), or None for
+    settings that do not record the processes (an older checkpoint)."""
+    if settings.get("processes") is None:
+        return None
+    return int(settings.get("per_device_train_batch_size") or 8) * int(settings["processes"])
 
 
 def check_resume_settings(cfg: Config, checkpoint: Path) -> None:
@@ -81,10 +94,13 @@ def compare_settings(stored: dict | None, now: dict, what: str) -> None:
         return
     changed = {key: (stored.get(key), now.get(key)) for key in sorted(set(stored) | set(now))
                if stored.get(key) != now.get(key)}
+    resumable = RESUMABLE_CHANGES
+    if global_batch(stored) is not None and global_batch(stored) == global_batch(now):
+        resumable = resumable | set(BATCH_SPLIT)  # the same global batch, split over other processes
     for key, (old, new) in changed.items():
-        if key in RESUMABLE_CHANGES:
+        if key in resumable:
             logger.info("`%s` changed since %s (%r -> %r): it does not change what is trained", key, what, old, new)
-    refused = {k: v for k, v in changed.items() if k not in RESUMABLE_CHANGES}
+    refused = {k: v for k, v in changed.items() if k not in resumable}
     if refused:
         listed = "; ".join(f"`{k}` {old!r} -> {new!r}" for k, (old, new) in refused.items())
         raise ConfigError(f"{what} was trained with other settings: {listed}. These change what is trained (a "
@@ -233,7 +249,7 @@ def setup_model(cfg: Config, plan: RunPlan, prepared) -> Policy:
     else:
         # rows of new tokens, or of tokens the config sets a schedule for, must be able to train
         rows_matter = grew or (cfg.tokens.freeze_extra_id_steps > 0 and bool(find_extra_id_tokens(prepared.tokenizer)))
-        model = apply_method(model, cfg.model, cfg.finetuning, train_embeddings=rows_matter)
+        model = apply_method(model, cfg.model, cfg.finetuning, train_embeddings=rows_matter, media=cfg.media)
     gates = build_gates(model, prepared.tokenizer, added, cfg.tokens)
     if cfg.tokens.unfreeze_schedule:
         gates = gates.merged(build_schedule(model, cfg.tokens.unfreeze_schedule, added.all_ids))
