@@ -84,6 +84,16 @@ RECORDS: dict[str, type[EncodedExample]] = {
     cls.__name__: cls for cls in (EncodedExample, PackedRow, PairExample, FeedbackExample)}
 
 
+# Vision inputs a batch may carry beside its tokens (data/collate_media.py); a forward pass passes them on.
+MEDIA_KEYS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts",
+              "mm_token_type_ids")
+
+
+def media_inputs(batch) -> dict:
+    """The vision inputs of a batch (empty for text)."""
+    return {key: batch[key] for key in MEDIA_KEYS if key in batch}
+
+
 class CausalBatch(TypedDict, total=False):
     """What data.collate.Collator builds (tensors; B rows of width T)."""
 

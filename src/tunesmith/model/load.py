@@ -15,6 +15,7 @@ from ..config.schema import ModelArgs
 from ..utils import hub
 from ..utils.versions import modelscope_available
 from .attention import choose_attention
+from .vision import is_vision_language, model_type
 from .quantize import load_kwargs, quantize_loaded
 
 logger = logging.getLogger(__name__)
@@ -199,7 +200,12 @@ def load_model(args: ModelArgs, dtype, attn: str | None = None, head: str = "lm"
         logger.info("low_cpu_mem_usage: false changes nothing: transformers 5 always loads weights lazily")
     common = dict(trust_remote_code=args.trust_remote_code)
     auto = AutoModelForCausalLM
-    if head == "score":
+    if is_vision_language(path):
+        if head == "score":
+            raise ConfigError(f"{path} is a vision-language model ({model_type(path)}): reward models (a score head) "
+                              "on it are not supported; train the reward model on its text-only sibling")
+        from transformers import AutoModelForImageTextToText as auto
+    elif head == "score":
         auto = AutoModelForSequenceClassification
         common["num_labels"] = 1
         if pad_token_id is not None:

@@ -7,8 +7,10 @@ import logging
 
 from ..config.errors import ConfigError
 from ..config.schema import FinetuningArgs, ModelArgs
+from ..config.schema_media import MediaArgs
 from .peft_variants import adapter_config, describe, llama_pro_layer_ids, llama_pro_targets, refuse_residual_adapter
 from .quantize import is_quantized_linear
+from .vision import all_target_exclusions, freeze_parts, lora_module_names
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +19,7 @@ def decoder_layers(model) -> tuple[str, int]:
     """Dotted name of the decoder's layer list and its length (e.g. ("model.layers", 24))."""
     import torch
 
-    n_layers = getattr(model.config, "num_hidden_layers", None)
+    n_layers = getattr(model.config.get_text_config(), "num_hidden_layers", None)
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers and name.endswith("layers"):
             return name, len(module)
@@ -68,19 +70,25 @@ def apply_freeze(model, args: FinetuningArgs) -> list[str]:
     return trainable
 
 
-def lora_target_modules(model, targets: tuple[str, ...]) -> list[str]:
-    """`all` -> every linear layer name except the output head; otherwise the names given."""
+def lora_target_modules(model, targets: tuple[str, ...], media: MediaArgs | None = None) -> list[str]:
+    """`all` -> every linear layer name except the output head (and, on a vision-language model, the projector and
+    the frozen vision tower); otherwise the names given. On a vision-language model the names become the full
+    module names outside the parts the freeze_* switches keep frozen (model/vision.py)."""
     import torch
 
-    if "all" not in targets:
-        return list(targets)
-    output = model.get_output_embeddings()
-    names = set()
-    for name, module in model.named_modules():
-        linear = isinstance(module, torch.nn.Linear) or is_quantized_linear(module)
-        if linear and module is not output and name.split(".")[-1] not in HEADS:
-            names.add(name.split(".")[-1])
-    return sorted(names)
+    media = media or MediaArgs()
+    names = set(targets)
+    if "all" in targets:
+        output = model.get_output_embeddings()
+        excluded = all_target_exclusions(model, media) or set()
+        names = set()
+        for name, module in model.named_modules():
+            linear = isinstance(module, torch.nn.Linear) or is_quantized_linear(module)
+            if linear and module is not output and name.split(".")[-1] not in HEADS and \
+                    not any(key in name for key in excluded):
+                names.add(name.split(".")[-1])
+    full = lora_module_names(model, sorted(names), media)
+    return sorted(names) if full is None else full
 
 
 HEADS = ("score", "classifier", "v_head")  # task heads: trained in full, never given LoRA
@@ -104,7 +112,7 @@ def embedding_module_names(model) -> list[str]:
 
 
 def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable: bool = True,
-               train_embeddings: bool = False):
+               train_embeddings: bool = False, media: MediaArgs | None = None):
     """Load adapters (all but the last merged; the last resumed) or create a new one (lora or oft)."""
     from peft import PeftModel, TaskType, get_peft_model
 
@@ -124,14 +132,14 @@ def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable:
         return model
     if not is_trainable:
         return model
-    targets = lora_target_modules(model, args.lora_target)
+    targets = lora_target_modules(model, args.lora_target, media)
     if args.finetuning_type == "oft" and args.oft_target != args.lora_target:
         logger.warning("oft_target (%s) is not read, as in LLaMA-Factory: OFT adapts the modules of lora_target (%s)",
                        ",".join(args.oft_target), ",".join(args.lora_target))
     if args.use_llama_pro:
         targets = llama_pro_targets(model, *decoder_layers(model), args.freeze_trainable_layers, targets)
     embeddings = embedding_module_names(model) if train_embeddings else []
-    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    tied = bool(getattr(model.config.get_text_config(), "tie_word_embeddings", False))
     config = adapter_config(args, targets, (list(args.additional_target) + embeddings) or None,
                             TaskType.SEQ_CLS if has_score_head(model) else TaskType.CAUSAL_LM,  # SEQ_CLS: head trains
                             tie_embeddings=tied and bool(embeddings))
@@ -139,7 +147,8 @@ def apply_lora(model, model_args: ModelArgs, args: FinetuningArgs, is_trainable:
         model = get_peft_model(model, config)
     except ValueError as err:
         raise ConfigError(f"`lora_target` ({args.finetuning_type}): {err}") from None
-    logger.info("%s; targets %s", describe(args, config), ", ".join(targets))
+    logger.info("%s; targets %s", describe(args, config),
+                ", ".join(targets) if len(targets) <= 12 else f"{len(targets)} modules ({', '.join(targets[:3])}, ...)")
     if embeddings:
         logger.info("Vocab has been resized: %s train in full and are saved with the adapter%s",
                     ", ".join(embeddings), " (tied output head included)" if tied else "")
@@ -173,12 +182,17 @@ def apply_new_rows_only(model, finetuning_type: str, new_ids: list[int]):
     return model
 
 
-def apply_method(model, model_args: ModelArgs, args: FinetuningArgs, train_embeddings: bool = False):
-    """``train_embeddings``: new token rows were added, so the embeddings must train too."""
+def apply_method(model, model_args: ModelArgs, args: FinetuningArgs, train_embeddings: bool = False,
+                 media: MediaArgs | None = None):
+    """``train_embeddings``: new token rows were added, so the embeddings must train too; ``media``: the freeze_*
+    switches of a vision-language model."""
+    media = media or MediaArgs()
     if args.finetuning_type == "full":
         apply_full(model)
+        freeze_parts(model, media)
     elif args.finetuning_type == "freeze":
         apply_freeze(model, args)
+        freeze_parts(model, media)
         if has_score_head(model):
             model.score.requires_grad_(True)
             logger.info("freeze: the score head trains too")
@@ -188,5 +202,5 @@ def apply_method(model, model_args: ModelArgs, args: FinetuningArgs, train_embed
                 weight.requires_grad_(True)
             logger.info("Vocab has been resized: the embeddings train too")
     elif args.finetuning_type in ("lora", "oft"):
-        model = apply_lora(model, model_args, args, train_embeddings=train_embeddings)
+        model = apply_lora(model, model_args, args, train_embeddings=train_embeddings, media=media)
     return model

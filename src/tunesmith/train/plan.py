@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..config.rules_methods import ADAPTER_TYPES
 from ..config.schema import Config
+from ..model.vision import COMPOSITE
 from ..stages.base import Stage
 from .loss_variants import loss_variant
 
@@ -50,6 +51,7 @@ class RunPlan:
     gradient_checkpointing: bool
     shared_prompt: bool = False  # a prompt's replies share one row (stages/preference/shared_prompt.py)
     shared_prompt_reason: str = ""
+    multimodal: bool = False  # a vision-language model: batches carry pixel values; rows are padded
 
     def summary(self) -> str:
         rows = [("stage", f"{self.stage} ({self.data_kind} data, {self.model_head} head, {self.loop} loop)"),
@@ -120,6 +122,21 @@ def layer_compilation(cfg: Config, packed_half: bool, cuda: bool) -> bool:
     return (packed_half and cuda and not cfg.training.get("torch_compile")
             and not checkpointing_arguments(cfg).get("gradient_checkpointing")
             and cfg.model.quantization_bit is None)  # quantized layers (bitsandbytes, hqq) are not compiled
+
+
+def multimodal_batching(cfg: Config, layout: str) -> str:
+    """A vision-language model computes its 3-D rope positions from each padded row's attention mask: its rows
+    are padded (the default for sft is padding-free otherwise; the same examples per step either way), and
+    packing, which would lay several examples in one row, is refused."""
+    if cfg.data.packing or cfg.data.neat_packing:
+        from ..config.errors import ConfigError
+
+        raise ConfigError("`packing` / `neat_packing` with a vision-language model is not supported: Qwen-VL "
+                          "computes its 3-D rope positions per row from the attention mask, and a packed row would "
+                          "hold several examples; set `packing: false`")
+    if layout != "padded":
+        logger.info("batching: padded rows (a vision-language model's rope positions are computed per row)")
+    return "padded"
 
 
 def batching(cfg: Config, stage: Stage, packed_by_construction: bool) -> str:
@@ -212,19 +229,24 @@ def make_plan(cfg: Config, stage: Stage) -> RunPlan:
     cuda = torch.cuda.is_available()
     kind = get_kind(stage.data_kind)
     dtype, autocast, trainable_float32 = precision(cfg, cuda)
+    config = model_config(cfg)
+    multimodal = config.get("model_type") in COMPOSITE
     layout = batching(cfg, stage, kind.packed_rows)
+    if multimodal:
+        layout = multimodal_batching(cfg, layout)
     pack = layout == "packed" and not kind.packed_rows
     packed_rows = layout != "padded"
     half = cuda and bool(cfg.speed.pure_bf16 or autocast)
     compiled = layer_compilation(cfg, layout == "packed" and half, cuda)  # one row shape: rows of cutoff_len
     attention = choose_attention(cfg.model.flash_attn, packed_rows and half, padding_free=layout == "padding-free")
-    config = model_config(cfg)
     loss, why = loss_path(cfg, stage, config.get("text_config") or config)
     reference = reference_placement(cfg, stage)
     shared, shared_why = layout_choice(attention, {**config, **(config.get("text_config") or {})}) \
         if stage.shares_prompts else (False, "")
     if shared and not cfg.speed.shared_prompt:
         shared, shared_why = False, "shared_prompt: false"
+    if shared and multimodal:
+        shared, shared_why = False, "a vision-language model's rope positions are computed per row"
     tokens = cfg.tokens
     return RunPlan(
         stage=stage.name, loop=stage.loop, data_kind=kind.name, model_head=stage.model_head,
@@ -233,11 +255,11 @@ def make_plan(cfg: Config, stage: Stage) -> RunPlan:
         reference_dtype=(None if reference is None else
                          {"bf16": "bfloat16", "fp16": "float16"}.get(autocast or "", dtype)),
         batching=layout, pack=pack, packed_rows=packed_rows, attention=attention,
-        sequence_boundaries=attention in VARLEN_IMPLEMENTATIONS and stage.collator(0) is None,
+        sequence_boundaries=attention in VARLEN_IMPLEMENTATIONS and stage.collator(0) is None and not multimodal,
         compile_layers=compiled, collator_width=cfg.data.cutoff_len if layout == "packed" and compiled else 0,
         loss=loss, loss_reason=why, loss_variant=loss_variant(cfg).describe(),
         token_weights=bool(tokens.token_loss_weights) or tokens.extra_id_loss_weight is not None,
         reference=reference,
         reference_precomputed=reference is not None and cfg.preference.precompute_ref_log_probs,
         gradient_checkpointing=bool(checkpointing_arguments(cfg).get("gradient_checkpointing")),
-        shared_prompt=shared, shared_prompt_reason=shared_why)
+        shared_prompt=shared, shared_prompt_reason=shared_why, multimodal=multimodal)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from ..config.errors import ConfigError
 from ..config.schema import Config
+from ..data.media_context import MediaContext
 from ..data.kinds import get_kind
 from ..data.load import TrainingData, load_training_data
 from ..model.load import load_tokenizer
@@ -38,6 +40,30 @@ class Prepared:
     added: AddedTokens
     template: object | None
     data: TrainingData
+    media: MediaContext | None = None  # a vision-language model's plugin and media folder
+
+
+def media_context(cfg: Config, template, tokenizer) -> MediaContext | None:
+    """The vision plugin of a vision-language model (None for a text model): its processor, with the
+    template's multimodal plugin and the media keys; relative media paths are read from media_dir, else
+    dataset_dir."""
+    from ..data.media.plugin import get_plugin
+    from ..data.media.settings import MediaSettings
+    from ..model.load import model_path
+    from ..model.processor import load_processor
+    from ..model.vision import TEMPLATES, is_vision_language, model_type
+
+    path = model_path(cfg.model)
+    if not is_vision_language(path):
+        return None
+    plugin_name = getattr(template, "mm_plugin", "") if template is not None else ""
+    if not plugin_name:
+        name = getattr(template, "name", None) or "the tokenizer's own chat template"
+        raise ConfigError(f"{path} is a vision-language model ({model_type(path)}) but template `{name}` renders text "
+                          f"only: set `template: {TEMPLATES[model_type(path)]}`")
+    processor = load_processor(path, tokenizer)
+    plugin = get_plugin(plugin_name, processor, MediaSettings.from_mapping(cfg.media))
+    return MediaContext(plugin, cfg.media.media_dir or cfg.data.dataset_dir)
 
 
 def prepare(cfg: Config, stage: Stage, plan: RunPlan) -> Prepared:
@@ -52,8 +78,9 @@ def prepare(cfg: Config, stage: Stage, plan: RunPlan) -> Prepared:
         fix_template_tokens(template, tokenizer, added)
         tokenizer.chat_template = to_jinja(template)  # saved with the model: chat uses the training format
     hub = {"cache_dir": cfg.model.cache_dir, "token": cfg.model.hf_hub_token}
-    data = load_training_data(cfg.data, kind, tokenizer, template, plan.seed, pack=plan.pack, hub=hub)
-    return Prepared(tokenizer, added, template, data)
+    media = media_context(cfg, template, tokenizer)
+    data = load_training_data(cfg.data, kind, tokenizer, template, plan.seed, pack=plan.pack, hub=hub, media=media)
+    return Prepared(tokenizer, added, template, data, media)
 
 
 def prepare_as_planned(cfg: Config) -> Prepared:

@@ -160,6 +160,11 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
         stage.collator(tokenizer.pad_token_id)  # a stage's own batches serve training and evaluation alike
     collator = own or causal_lm_collator(plan, tokenizer.pad_token_id, head_loss is not None)
     eval_collator = own or causal_lm_collator(plan, tokenizer.pad_token_id, head_loss is not None, training=False)
+    if prepared.media is not None:  # vision inputs beside the tokens
+        from ..data.collate_media import MediaCollator
+
+        pairs = plan.data_kind == "pairwise"
+        collator, eval_collator = (MediaCollator(c, prepared.media, pairs) for c in (collator, eval_collator))
     reference = build_reference(cfg, plan, model)
     reference_facts = None if reference is None else {
         "kind": reference.kind, "extra_parameter_bytes": 0 if plan.reference_precomputed else

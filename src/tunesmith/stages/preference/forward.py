@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ...model.compat import accepts_logits_to_keep, peft_base
-from ...types import IGNORE_INDEX
+from ...types import IGNORE_INDEX, media_inputs
 from .losses import AVERAGED, sequence_logps
 from .shared_prompt import last_positions, reply_logits_and_labels, reply_token_logps, shared_forward
 
@@ -33,15 +33,16 @@ def reply_window(labels: torch.Tensor) -> int:
 
 
 def logps_of(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, loss_kind: str,
-             ld_alpha: float | None = None, paired: bool = True
+             ld_alpha: float | None = None, paired: bool = True, media: dict | None = None
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward pass: (per-row reply log-prob, reply lengths, logits, the labels those logits cover).
     Averaged per token for ipo, orpo and simpo; LD-DPO weighting for pairs when ``ld_alpha`` is set.
 
     Logits are computed only from the position before the batch's earliest reply token onwards
     (``logits_to_keep``): prompt positions never need the vocabulary projection, which saves its compute
-    and the memory of a (rows, prompt length, vocabulary) tensor. The log-probs are the same."""
-    extra = {}
+    and the memory of a (rows, prompt length, vocabulary) tensor. The log-probs are the same. ``media``: the
+    batch's vision inputs (pixel values and grids), passed to the forward pass."""
+    extra = dict(media or {})
     keep = reply_window(labels)
     if keep < labels.shape[1] and accepts_logits_to_keep(model):
         extra["logits_to_keep"] = keep
@@ -61,7 +62,8 @@ def pair_logps(model, inputs: dict, loss_kind: str, ld_alpha: float | None = Non
     """``logps_of`` for a pair batch in either layout: 2B separate rows, or B shared-prompt rows (then the
     logits and labels returned are the chosen replies', laid out as rows of their own)."""
     if "segment_ids" not in inputs:
-        return logps_of(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"], loss_kind, ld_alpha)
+        return logps_of(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"], loss_kind, ld_alpha,
+                        media=media_inputs(inputs))
     length = inputs["input_ids"].shape[1]
     keep = length - max(int(inputs["prompt_lengths"].min()) - 1, 0)
     extra = {"logits_to_keep": keep} if keep < length and accepts_logits_to_keep(model) else {}
