@@ -178,9 +178,14 @@ def cmd_webui(argv: list[str], chat_only: bool = False) -> int:
 def tiny_model_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunesmith tiny-model",
                                      description="Build a small random causal LM with a trained byte-level BPE "
-                                                 "tokenizer and chat template, offline and deterministically.")
+                                                 "tokenizer and chat template, offline and deterministically; "
+                                                 "--family qwen2_vl / qwen2_5_vl / qwen3_vl builds a small "
+                                                 "vision-language model with its processor files.")
     parser.add_argument("out_dir")
-    parser.add_argument("--family", default="qwen2", choices=("qwen2", "qwen2-untied", "llama3"))
+    parser.add_argument("--family", default="qwen2",
+                        choices=("qwen2", "qwen2-untied", "llama3", "qwen2_vl", "qwen2_5_vl", "qwen3_vl"),
+                        help="vision-language families take --vocab-size, --hidden-size, --num-layers, --seed and "
+                             "--corpus; their vision tower and heads are fixed small")
     parser.add_argument("--vocab-size", type=int, default=1024)
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--num-layers", type=int, default=2)
@@ -196,8 +201,15 @@ def tiny_model_parser() -> argparse.ArgumentParser:
 def cmd_tiny_model(argv: list[str]) -> int:
     args = tiny_model_parser().parse_args(argv)
     from .model.tiny import build_tiny_model
+    from .model.tiny_vl import VL_TINY_FAMILIES, build_tiny_vl_model
     from .utils.corpus import texts_from_files
 
+    if args.family in VL_TINY_FAMILIES:
+        path = build_tiny_vl_model(args.family, args.out_dir, seed=args.seed, vocab_size=args.vocab_size,
+                                   hidden_size=args.hidden_size, num_layers=args.num_layers,
+                                   extra_corpus=tuple(texts_from_files(args.corpus)))
+        print(f"built {args.family} vision-language model in {path}")
+        return 0
     path = build_tiny_model(args.out_dir, args.family, vocab_size=args.vocab_size, hidden_size=args.hidden_size,
                             num_layers=args.num_layers, num_heads=args.num_heads, num_kv_heads=args.num_kv_heads,
                             intermediate_size=args.intermediate_size, seed=args.seed,

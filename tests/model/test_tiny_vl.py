@@ -66,3 +66,14 @@ def test_forward_with_pixels_and_plain_reload(fixture, request, tmp_path):
 def test_unknown_family(tmp_path):
     with pytest.raises(ValueError, match="qwen2_5_vl"):
         build_tiny_vl_model("llava", tmp_path)
+
+
+def test_cli_builds_a_vl_model(tmp_path, capsys):
+    from tunesmith.cli import main
+
+    assert main(["tiny-model", str(tmp_path / "vl"), "--family", "qwen3_vl", "--hidden-size", "32"]) == 0
+    assert "qwen3_vl vision-language model" in capsys.readouterr().out
+    config = json.loads((tmp_path / "vl" / "config.json").read_text())
+    assert config["model_type"] == "qwen3_vl" and config["text_config"]["hidden_size"] == 32
+    with pytest.raises(ValueError, match="multiple of 32"):
+        build_tiny_vl_model("qwen2_vl", tmp_path / "odd", hidden_size=48)

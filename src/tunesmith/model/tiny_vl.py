@@ -119,6 +119,8 @@ def build_tiny_vl_model(family: str, out_dir: str | pathlib.Path, seed: int = 0,
     from tokenizers import AddedToken
 
     config_class, model_class, patch, mean, std = _family(family)
+    if hidden_size % 32:  # 4 heads whose rotary halves split into Qwen-VL's three (t, h, w) sections
+        raise ValueError(f"hidden_size of a tiny VL model must be a multiple of 32, got {hidden_size}")
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     extra_corpus = tuple(extra_corpus)
