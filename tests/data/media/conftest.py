@@ -52,3 +52,9 @@ def media_dir(tmp_path_factory) -> Path:
     write_clip(root / "long.mp4", frames=90, fps=15, width=80, height=60)  # 6.0 s
     (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 20)
     return root
+
+
+@pytest.fixture(scope="session")
+def clip_writer():
+    """write_clip, for tests that need a clip of their own."""
+    return write_clip

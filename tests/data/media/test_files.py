@@ -110,3 +110,12 @@ def test_settings_defaults_and_checks():
         MediaSettings(video_maxlen=0)
     with pytest.raises(ConfigError, match="image_min_pixels"):
         MediaSettings(image_min_pixels=10, image_max_pixels=5)
+
+
+def test_webm_without_frame_count_or_stream_duration(tmp_path, clip_writer):
+    """A WebM stream states neither its frame count nor its duration: frames are counted from the packets and
+    the container's duration is used (LLaMA-Factory fails on such a stream)."""
+    clip_writer(tmp_path / "clip.webm", frames=12, fps=6, codec="libvpx")
+    info = probe_video("clip.webm", tmp_path, MediaSettings())
+    assert info.duration == 2.0 and info.indices == (0, 3, 7, 11)
+    assert len(load_video("clip.webm", tmp_path, MediaSettings()).frames) == 4

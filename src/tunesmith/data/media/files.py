@@ -140,7 +140,8 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Video:
-    """A video's sampled frames (RGB PIL images, in order) and their metadata."""
+    """A video's sampled frames (PIL images in order: RGB from a file, a frame list's images in their own mode until
+    regularised) and their metadata."""
 
     info: VideoInfo
     frames: tuple = field(repr=False)
@@ -217,7 +218,7 @@ def probe_video(item: Any, base_dir: str | Path | None, settings: MediaSettings)
 
 
 def load_video(item: Any, base_dir: str | Path | None, settings: MediaSettings) -> Video:
-    """The sampled frames of a video (RGB PIL images) with its metadata. A file whose decoded frames do not
+    """The sampled frames of a video (PIL images) with its metadata. A file whose decoded frames do not
     include every sampled frame (the container claims more frames than it holds) fails."""
     if isinstance(item, Video):
         return item
