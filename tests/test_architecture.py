@@ -21,7 +21,7 @@ ALLOWED = {
     "model": {"config", "utils"},
     "stages": {"config", "data", "templates", "model"},
     "train": {"config", "data", "templates", "model", "stages", "utils"},
-    "infer": {"config", "templates", "model", "utils"},
+    "infer": {"config", "data", "templates", "model", "utils"},  # data: the vision plugin that expands images
     "serve": {"config", "infer", "utils"},
     "webui": {"config", "data", "templates", "infer", "utils"},  # runs training as a subprocess, never imports train
     "evaluation": {"config", "data", "templates", "model", "stages", "train", "infer", "utils"},

@@ -112,22 +112,25 @@ def _model_config(argv: list[str], purpose: str, usage: str):
     return cfg
 
 
-CHAT_USAGE = "tunesmith chat cfg.yaml|OUTPUT_DIR [key=value ...] [--query TEXT]"
+CHAT_USAGE = "tunesmith chat cfg.yaml|OUTPUT_DIR [key=value ...] [--query TEXT] [--image PATH ...]"
 API_USAGE = "tunesmith api cfg.yaml|OUTPUT_DIR [key=value ...] [--host HOST] [--port PORT] [--api-key KEY]"
 EXPORT_USAGE = "tunesmith export cfg.yaml|OUTPUT_DIR [export_dir=DIR] [export_size=GB] [key=value ...]"
 
 
 def cmd_chat(argv: list[str]) -> int:
     query = _take_option(argv, "--query", CHAT_USAGE)
+    images = []
+    while (image := _take_option(argv, "--image", CHAT_USAGE)) is not None:
+        images.append(image)
     cfg = _model_config(argv, "infer", CHAT_USAGE)
     from .infer.chat import chat_loop, chat_once
     from .infer.backends import create_engine
 
     engine = create_engine(cfg)
     if query is not None:
-        chat_once(engine, query)
+        chat_once(engine, query, images=images)
         return 0
-    return chat_loop(engine)
+    return chat_loop(engine, images=images)
 
 
 def cmd_api(argv: list[str]) -> int:
@@ -269,7 +272,11 @@ HELP: dict[str, tuple[str, str, tuple[str, ...], str | None, bool]] = {
               "--no-color   mark trained tokens with ⟦ ⟧ instead of colour"), "DATA_SECTIONS", False),
     "chat": (CHAT_USAGE, "Chat with a model in the terminal. OUTPUT_DIR alone (a training run's output) stands for "
                          "model_name_or_path=OUTPUT_DIR.",
-             ("--query TEXT  answer one message and exit",), "CHAT_SECTIONS", False),
+             ("--query TEXT  answer one message and exit",
+              "--image PATH  a vision-language model (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): attach an image file to the",
+              "              query, or to the first message (repeatable). In the chat, `/image PATH` attaches one",
+              "              to the next message; each `<image>` in a message marks where its next image goes",
+              "              (none: the images go in front of the text)"), "CHAT_SECTIONS", False),
     "api": (API_USAGE, "Serve an OpenAI-compatible API (/v1/chat/completions, /v1/models). OUTPUT_DIR alone stands "
                        "for model_name_or_path=OUTPUT_DIR.",
             ("--host HOST, --port PORT, --api-key KEY, --model-name NAME",

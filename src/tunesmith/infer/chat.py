@@ -1,5 +1,9 @@
 """Terminal chat: multi-turn, streamed, with `clear` (forget the history) and `exit` commands. A line that is not
-valid text (bytes that are not UTF-8) is reported and skipped; the session goes on."""
+valid text (bytes that are not UTF-8) is reported and skipped; the session goes on.
+
+A vision-language model takes images: `/image PATH` attaches an image file to the next message (repeat it for
+several), `--image PATH` to the first. The message's `<image>` placeholders mark where each image goes; a message
+without any gets one per image in front of its text. Images stay with their message in the history."""
 
 from __future__ import annotations
 
@@ -7,19 +11,40 @@ import sys
 from typing import TextIO
 
 from ..config.errors import ConfigError
+from ..data.media.files import MediaError, image_size
 from .engine import Engine, InvalidRequest, text_problem
 
 CLEAR = ("clear", "/clear")
 EXIT = ("exit", "quit", "/exit", "/quit")
+IMAGE = "/image"
 WELCOME = "Chat with the model: `clear` forgets the history, `exit` (or Ctrl-D) quits."
+WELCOME_IMAGES = " `/image PATH` attaches an image to your next message."
 
 
-def chat_once(engine: Engine, query: str, system: str | None = None, out: TextIO | None = None) -> str:
-    """One question, the reply streamed to ``out`` (stdout) and returned."""
+def check_image(engine: Engine, path: str) -> str:
+    """``path`` when the model takes images and the file is an image; else ConfigError saying why."""
+    if getattr(engine, "vision", None) is None:
+        refusal = engine.image_refusal() if hasattr(engine, "image_refusal") else "this model reads text only"
+        raise ConfigError(f"image {path}: {refusal}")
+    try:
+        image_size(path)
+    except MediaError as err:
+        raise ConfigError(str(err)) from None
+    return path
+
+
+def user_message(text: str, images: list[str]) -> dict:
+    return {"role": "user", "content": text, **({"images": list(images)} if images else {})}
+
+
+def chat_once(engine: Engine, query: str, system: str | None = None, out: TextIO | None = None,
+              images: list[str] | None = None) -> str:
+    """One question (with ``images``, file paths), the reply streamed to ``out`` (stdout) and returned."""
     out = out or sys.stdout
     if (problem := text_problem(query)) is not None:
         raise ConfigError(f"--query {problem} (bytes that are not valid UTF-8?)")
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": query}]
+    images = [check_image(engine, path) for path in images or ()]
+    messages = ([{"role": "system", "content": system}] if system else []) + [user_message(query, images)]
     try:
         reply = _stream_reply(engine, messages, out)
     except InvalidRequest as err:
@@ -68,10 +93,14 @@ def _read_line(inp: TextIO) -> str:
     return bad
 
 
-def chat_loop(engine: Engine, system: str | None = None, inp: TextIO | None = None, out: TextIO | None = None) -> int:
+def chat_loop(engine: Engine, system: str | None = None, inp: TextIO | None = None, out: TextIO | None = None,
+              images: list[str] | None = None) -> int:
+    """The chat session; ``images`` (file paths) go with the first message."""
     inp, out = inp or sys.stdin, out or sys.stdout
     interactive = inp.isatty()
-    out.write(WELCOME + "\n")
+    pending = [check_image(engine, path) for path in images or ()]  # images for the next message
+    takes_images = getattr(engine, "vision", None) is not None
+    out.write(WELCOME + (WELCOME_IMAGES if takes_images else "") + "\n")
     history: list[dict] = []
     while True:
         out.write("\nUser: ")
@@ -91,11 +120,23 @@ def chat_loop(engine: Engine, system: str | None = None, inp: TextIO | None = No
         if query.lower() in EXIT:
             return 0
         if query.lower() in CLEAR:
-            history = []
+            history, pending = [], []
             out.write("History has been removed.\n")
             continue
+        if query.split(maxsplit=1)[0].lower() == IMAGE:
+            path = query[len(IMAGE):].strip().strip("\"'")
+            if not path:
+                out.write(f"[usage: {IMAGE} PATH attaches an image file to your next message]\n")
+                continue
+            try:
+                pending.append(check_image(engine, path))
+            except ConfigError as err:
+                out.write(f"[{err}]\n")
+                continue
+            out.write(f"[image {path} attached to your next message ({len(pending)} waiting)]\n")
+            continue
         messages = ([{"role": "system", "content": system}] if system else []) + history
-        messages.append({"role": "user", "content": query})
+        messages.append(user_message(query, pending))
         out.write("Assistant: ")
         out.flush()
         try:
@@ -104,4 +145,5 @@ def chat_loop(engine: Engine, system: str | None = None, inp: TextIO | None = No
             out.write(f"[{err}; `clear` starts over]\n")
             continue
         out.write("\n")
-        history += [{"role": "user", "content": query}, {"role": "assistant", "content": reply}]
+        history += [messages[-1], {"role": "assistant", "content": reply}]
+        pending = []

@@ -58,6 +58,15 @@ class Sampling:
                    length_penalty=gen.length_penalty, skip_special_tokens=gen.skip_special_tokens)
 
 
+class Prompt(list):
+    """A prompt's token ids (a list of ints) and, when it has images, their model inputs in ``media``
+    (infer/vision.py's PromptMedia); a plain list of ids is a text prompt."""
+
+    def __init__(self, ids=(), media=None):
+        super().__init__(ids)
+        self.media = media
+
+
 @dataclass
 class Reply:
     text: str
@@ -80,14 +89,18 @@ def text_problem(text: str) -> str | None:
 
 
 def to_conversation(messages: list[dict], for_reply: bool = True, tools: list[dict] | None = None,
-                    call_words: tuple[str, str] = ("<tool_call>", "</tool_call>")) -> Conversation:
+                    call_words: tuple[str, str] = ("<tool_call>", "</tool_call>"),
+                    image_mark: str = "<image>") -> Conversation:
     """OpenAI-style messages -> Conversation. System/developer messages must come first; ``for_reply``: the
     last message is the user's (or a tool result) that the reply answers. An assistant message with
     ``tool_calls`` becomes a function message (its text, if any, in front of the calls inside ``call_words``);
-    ``tools`` (OpenAI tool schemas) go to the template, which writes them into the system prompt."""
+    ``tools`` (OpenAI tool schemas) go to the template, which writes them into the system prompt.
+
+    A user message may carry ``images`` (a list): each ``image_mark`` in its text stands for the next one; a
+    message whose text has none gets one per image in front of its text (as LLaMA-Factory's chat does)."""
     if not messages:
         raise InvalidRequest("`messages` must hold at least one message", "messages")
-    system_parts, turns = [], []
+    system_parts, turns, images = [], [], []
     for i, message in enumerate(messages):
         role, content = message.get("role"), message.get("content")
         calls = message.get("tool_calls") or None
@@ -99,6 +112,11 @@ def to_conversation(messages: list[dict], for_reply: bool = True, tools: list[di
             raise InvalidRequest(f"messages[{i}].content must be text", f"messages.{i}.content")
         if (problem := text_problem(content)) is not None:
             raise InvalidRequest(f"messages[{i}].content {problem}", f"messages.{i}.content")
+        if message.get("images"):
+            if not isinstance(message["images"], (list, tuple)):
+                raise InvalidRequest(f"messages[{i}].images must be a list of images", f"messages.{i}.images")
+            content = _place_images(i, role, content, message["images"], image_mark)
+            images.extend(message["images"])
         if role in ("system", "developer"):
             if turns:
                 raise InvalidRequest(f"messages[{i}]: a {role} message must come before the conversation",
@@ -117,7 +135,22 @@ def to_conversation(messages: list[dict], for_reply: bool = True, tools: list[di
         raise InvalidRequest("the last message must be the user's (or a tool result), not the assistant's",
                              f"messages.{len(messages) - 1}.role")
     tools_json = json.dumps(tools, ensure_ascii=False) if tools else ""
-    return Conversation(tuple(turns), system="\n".join(system_parts), tools=tools_json)
+    return Conversation(tuple(turns), system="\n".join(system_parts), tools=tools_json, images=tuple(images))
+
+
+def _place_images(i: int, role: str, content: str, images: list, mark: str) -> str:
+    """A user message's text with a placeholder for each of its images."""
+    if role != "user":
+        raise InvalidRequest(f"messages[{i}]: only user messages carry images, not {role} messages",
+                             f"messages.{i}.content")
+    found = content.count(mark)
+    if found == 0:
+        return mark * len(images) + content
+    if found != len(images):
+        raise InvalidRequest(f"messages[{i}] holds {found} `{mark}` placeholder(s) but {len(images)} image(s): each "
+                             "placeholder stands for one image, in order (or give none: one per image is put in "
+                             "front of the text)", f"messages.{i}.content")
+    return content
 
 
 def _function_content(i: int, text: str, calls: list[dict], call_words: tuple[str, str]) -> str:
@@ -150,20 +183,32 @@ class Engine:
     concurrent = False  # generate() may be called from several threads at once (the engine batches them)
 
     def __init__(self, cfg: Config, tokenizer, template, stop_ids: list[int], default_system: str | None,
-                 context_limit: int | None):
+                 context_limit: int | None, vision=None):
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.template = template
         self.stop_ids = stop_ids
         self.default_system = default_system
         self.context_limit = context_limit
+        self.vision = vision  # infer/vision.py's VisionInputs for a vision-language model, else None
 
     # -- prompts ----------------------------------------------------------------------------------------
-    def prompt_ids(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
-        conv = to_conversation(messages, tools=tools, call_words=self.template.tool_call_words)
+    def image_refusal(self) -> str:
+        """Why this engine takes no images."""
+        return "this model reads text only (it is not a vision-language model), so it cannot take images"
+
+    def prompt_ids(self, messages: list[dict], tools: list[dict] | None = None) -> Prompt:
+        """The prompt's token ids, with the model inputs of its images (InvalidRequest for a bad request)."""
+        mark = self.vision.image_mark if self.vision is not None else "<image>"
+        conv = to_conversation(messages, tools=tools, call_words=self.template.tool_call_words, image_mark=mark)
+        if conv.images and self.vision is None:
+            raise InvalidRequest(self.image_refusal(), "messages")
+        if self.vision is not None and (conv.images or any(mark in m.content for m in conv.messages)):
+            conv = self.vision.expand(conv)
         tok = self.tokenizer
         text = self.template.generation_prompt(conv, tok.bos_token or "", tok.eos_token or "", self.default_system)
-        return tok.encode(text, add_special_tokens=False)
+        ids = tok.encode(text, add_special_tokens=False)
+        return Prompt(ids, self.vision.inputs(conv, ids) if conv.images else None)
 
     def tool_calls(self, text: str) -> ParsedReply | None:
         """The tool calls a reply makes, in the template's tool format, or None (the reply is text)."""
@@ -189,6 +234,7 @@ class Engine:
     # -- generation -------------------------------------------------------------------------------------
     def generate(self, prompt_ids: list[int], options: Sampling, on_text: Callable[[str], None] | None = None,
                  cancel: threading.Event | None = None) -> Reply:
+        """A reply to the prompt (a Prompt with its images' inputs, or the token ids of a text prompt)."""
         raise NotImplementedError
 
     def chat(self, messages: list[dict], **overrides) -> Reply:

@@ -6,6 +6,10 @@ and every other waiting request that decodes the same way (sampling options; no 
 token, stop strings, token budget, or its client cancelling): a finished row only pads until the batch ends, and
 the batch ends when every row has. Requests with a seed or beam search run alone, so a seed repeats its reply
 exactly. A row's output is decoded and streamed as it is generated, as for a single request.
+
+Requests with images (a vision-language model) batch like text: the batch's pixel_values and image_grid_thw are
+the rows' own, concatenated in row order, and each row's mm_token_type_ids sit under its left-padded tokens (0 on
+padding and text rows), so transformers computes each row's 3-D rope positions from its own tokens and grids.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ GATHER_SECONDS = 0.01  # how long the first request of a round waits for others 
 @dataclass
 class _Job:
     prompt_ids: list[int]
+    media: object | None  # infer/vision.py's PromptMedia of a prompt with images
     options: Sampling
     decoder: _Decoder
     cancel: threading.Event
@@ -45,8 +50,9 @@ class HuggingFaceEngine(Engine):
     concurrent = True
 
     def __init__(self, cfg: Config, loaded):
-        limit = getattr(loaded.model.config, "max_position_embeddings", None)
-        super().__init__(cfg, loaded.tokenizer, loaded.template, loaded.stop_ids, loaded.default_system, limit)
+        limit = getattr(loaded.model.config.get_text_config(), "max_position_embeddings", None)
+        super().__init__(cfg, loaded.tokenizer, loaded.template, loaded.stop_ids, loaded.default_system, limit,
+                         loaded.vision)
         self.model = loaded.model
         self.source = loaded.source
         self.max_batch = cfg.infer.infer_max_batch
@@ -66,7 +72,7 @@ class HuggingFaceEngine(Engine):
         budget = options.max_new_tokens if options.num_beams == 1 else None
         decoder = _Decoder(self.tokenizer, set(self.stop_ids), options.skip_special_tokens, options.stop, on_text,
                            cancel, budget)
-        job = _Job(list(prompt_ids), options, decoder, cancel)
+        job = _Job(list(prompt_ids), getattr(prompt_ids, "media", None), options, decoder, cancel)
         with self.wake:
             if self.worker is None or not self.worker.is_alive():
                 self.worker = threading.Thread(target=self._serve, name="tunesmith-generate", daemon=True)
@@ -154,12 +160,13 @@ class HuggingFaceEngine(Engine):
         for row, job in enumerate(live):  # left padding: every prompt ends where generation starts
             ids[row, width - len(job.prompt_ids):] = torch.tensor(job.prompt_ids)
             mask[row, width - len(job.prompt_ids):] = 1
+        vision = {key: value.to(device) for key, value in _vision_inputs(live, width).items()}
         if options.seed is not None:
             torch.manual_seed(options.seed)
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                                       generation_config=config, streamer=Streamer() if streaming else None,
-                                      stopping_criteria=StoppingCriteriaList([RowDone()]))
+                                      stopping_criteria=StoppingCriteriaList([RowDone()]), **vision)
         if not streaming:
             decoders[0].feed(out[0, width:].tolist())
             decoders[0].close()
@@ -168,3 +175,20 @@ class HuggingFaceEngine(Engine):
             d = job.decoder
             finish = d.finish or ("cancelled" if job.cancel.is_set() else "length")
             job.future.set_result(Reply(d.text, finish, len(job.prompt_ids), d.count))
+
+
+def _vision_inputs(jobs: list[_Job], width: int) -> dict:
+    """The batch's image inputs: each row's pixel values and grids in row order, and mm_token_type_ids under the
+    left-padded prompts (empty when no row has an image)."""
+    import torch
+
+    rows = [job for job in jobs if job.media is not None]
+    if not rows:
+        return {}
+    out = {key: torch.cat([job.media.features[key] for job in rows]) for key in rows[0].media.features}
+    types = torch.zeros((len(jobs), width), dtype=torch.long)
+    for row, job in enumerate(jobs):
+        if job.media is not None:
+            types[row, width - len(job.prompt_ids):] = torch.tensor(job.media.token_types)
+    out["mm_token_type_ids"] = types
+    return out

@@ -14,6 +14,7 @@ from ..model.tokens import add_to_tokenizer, resize_embeddings
 from ..templates.resolve import resolve_template
 from ..templates.stops import stop_token_ids
 from .source import ModelSource, describe, resolve_source
+from .vision import load_vision
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ class Loaded:
     source: ModelSource
     stop_ids: list[int]  # generation ends at any of these (eos and the template's end-of-turn tokens)
     default_system: str | None
+    vision: object | None = None  # infer/vision.py's VisionInputs for a vision-language model
 
 
 def inference_dtype(name: str, model_path: str | None = None, device: str = "cpu"):
@@ -151,7 +153,8 @@ def load_for_inference(cfg: Config, device: str | None = None) -> Loaded:
     source = resolve_source(cfg)
     logger.info("Loading %s", describe(source))
     tokenizer, template, default_system = load_tokenizer_and_template(cfg, source)
+    vision = load_vision(cfg, source, tokenizer, template)  # before the weights: a missing processor fails fast
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = inference_dtype(cfg.infer.infer_dtype, source.base, device)
     model = build_model(cfg, source, tokenizer, dtype, device)
-    return Loaded(model, tokenizer, template, source, stop_token_ids(tokenizer, template), default_system)
+    return Loaded(model, tokenizer, template, source, stop_token_ids(tokenizer, template), default_system, vision)

@@ -60,6 +60,10 @@ class VllmEngine(Engine):
             self.lora = LoRARequest("default", 1, source.adapters[0])
         self.lock = threading.Lock()
 
+    def image_refusal(self) -> str:
+        return ("the vllm backend serves text prompts here; serve a vision-language model's images with "
+                "`infer_backend: huggingface`")
+
     def generate(self, prompt_ids: list[int], options: Sampling, on_text: Callable[[str], None] | None = None,
                  cancel: threading.Event | None = None) -> Reply:
         from vllm import SamplingParams

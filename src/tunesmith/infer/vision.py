@@ -1,0 +1,114 @@
+"""Images in chat and api requests for a vision-language model (Qwen2-VL, Qwen2.5-VL, Qwen3-VL).
+
+A request's images ride on its messages (``{"role": "user", "content": "...", "images": [...]}``, each image a
+path, bytes, a ``{"path"|"bytes"}`` dict or a PIL image). The prompt is built as training builds it: each
+``<image>`` placeholder is replaced by the model's vision tokens through the family's plugin
+(data/media/plugin.py, the template's ``mm_plugin``, else the model family's), with the media keys of the config
+(image_max_pixels, image_min_pixels), and the prompt then renders through the training template. Generation
+gets the plugin's pixel_values and image_grid_thw and the prompt's ``mm_token_type_ids`` (1 at image tokens);
+transformers' generate computes the prompt's 3-D rope positions from them, extends the type ids with zeros
+(text) for every generated token and places each one a position after the last (as a full forward pass over
+prompt + reply would: tests/infer/test_vision_chat.py checks the step scores against one).
+
+The processor files come from the model folder, else from the base model a run card names (a full fine-tune's
+output dir holds weights and tokenizer, the processor settings stay the base model's).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..config.errors import ConfigError
+from ..config.schema import Config
+from ..data.media.files import MediaError
+from ..data.media.plugin import get_plugin
+from ..data.media.settings import MediaSettings
+from ..model.processor import VL_FAMILIES, load_processor, model_type_of
+from ..types import Conversation, Message
+from .engine import InvalidRequest
+from .source import ModelSource
+
+logger = logging.getLogger(__name__)
+
+PREPROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json")
+FAMILY_PLUGINS = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl"}
+
+
+@dataclass(frozen=True)
+class PromptMedia:
+    """The model inputs of a prompt's images, beside its token ids."""
+
+    features: dict  # pixel_values, image_grid_thw (tensors, in the order of the prompt's images)
+    token_types: list[int]  # mm_token_type_ids of the prompt: 1 at image tokens, 0 elsewhere
+
+
+def processor_dir(source: ModelSource) -> str | None:
+    """The folder whose processor settings serve ``source``: the model's own, else the base model its run card
+    names (None: not a vision-language model)."""
+    if model_type_of(source.base) not in VL_FAMILIES:
+        return None
+    candidates = [source.base]
+    card_base = (source.card or {}).get("base_model")
+    if card_base and card_base != source.base:
+        candidates.append(card_base)
+    for folder in candidates:
+        if Path(folder, "preprocessor_config.json").is_file():
+            return str(folder)
+    raise ConfigError(f"{source.base} is a vision-language model ({model_type_of(source.base)}) without "
+                      "preprocessor_config.json (the image processor's settings), and no base model with one is "
+                      "recorded; copy preprocessor_config.json (and video_preprocessor_config.json) from the base "
+                      "model's folder into it")
+
+
+class VisionInputs:
+    """Expands a conversation's images into vision tokens and builds their model inputs."""
+
+    def __init__(self, plugin, model_type: str, folder: str):
+        self.plugin = plugin
+        self.model_type = model_type
+        self.folder = folder
+
+    @property
+    def image_mark(self) -> str:
+        return self.plugin.image_placeholder
+
+    def expand(self, conv: Conversation) -> Conversation:
+        """``conv`` with each placeholder replaced by its image's vision tokens (InvalidRequest when the
+        placeholders and images do not pair up, or an image cannot be read)."""
+        try:
+            texts = self.plugin.expand([m.content for m in conv.messages], list(conv.images), [], None)
+        except MediaError as err:
+            raise InvalidRequest(f"{err}; images are given with the messages (an image_url part in the API, "
+                                 "/image PATH or --image PATH in chat)", "messages") from None
+        return replace(conv, messages=tuple(Message(m.role, t) for m, t in zip(conv.messages, texts)))
+
+    def inputs(self, conv: Conversation, ids: list[int]) -> PromptMedia:
+        """pixel_values, image_grid_thw and mm_token_type_ids for a prompt's token ids."""
+        try:
+            features = self.plugin.features(list(conv.images), [], None)
+        except MediaError as err:
+            raise InvalidRequest(str(err), "messages") from None
+        types = self.plugin.token_types(ids)
+        merge = self.plugin.processor.image_processor.merge_size
+        expected = int(features["image_grid_thw"].prod(-1).sum()) // merge ** 2 if conv.images else 0
+        if sum(1 for t in types if t) != expected:
+            raise InvalidRequest(f"the messages hold the vision token {self.plugin.processor.image_token} (or "
+                                 f"{self.plugin.processor.video_token}) as text; only `{self.image_mark}` "
+                                 "placeholders may stand for images", "messages")
+        return PromptMedia(features, types)
+
+
+def load_vision(cfg: Config, source: ModelSource, tokenizer, template) -> VisionInputs | None:
+    """The vision inputs of a vision-language model (None for a text model)."""
+    folder = processor_dir(source)
+    if folder is None:
+        return None
+    family = model_type_of(source.base)
+    plugin_name = getattr(template, "mm_plugin", "") or FAMILY_PLUGINS[family]
+    processor = load_processor(folder, tokenizer)
+    plugin = get_plugin(plugin_name, processor, MediaSettings.from_mapping(cfg.media))
+    logger.info("Vision-language model (%s): images expand through the %s plugin, processor settings from %s",
+                family, plugin_name, folder)
+    return VisionInputs(plugin, family, folder)
