@@ -85,7 +85,7 @@ def freeze_parts(model, media) -> list[str]:
 
 
 def lora_module_names(model, names: list[str], media) -> list[str] | None:
-    """LoRA targets on a vision-language model: the full names of the modules whose names contain a target,
+    """LoRA targets on a vision-language model: the full names of the linear modules whose names contain a target,
     outside the frozen parts, the projector (`lora_target: all` never adapts it, as in LLaMA-Factory) and the
     patch embedding. None for a text model (peft matches ``names`` itself)."""
     import torch
@@ -96,7 +96,8 @@ def lora_module_names(model, names: list[str], media) -> list[str] | None:
     blocked = frozen_keys(parts, media) | set(parts.lora_conflict)
     out = []
     for full, module in model.named_modules():
-        if not names or full.split(".")[-1] not in names or any(key in full for key in blocked):
+        # a target matches every module whose name contains it, as in LLaMA-Factory ("q_proj", or a full name)
+        if not any(name in full for name in names) or any(key in full for key in blocked):
             continue
         if isinstance(module, torch.nn.Linear) or type(module).__name__.startswith(("Linear", "Linear4bit")):
             out.append(full)

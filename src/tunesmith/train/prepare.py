@@ -15,6 +15,7 @@ from ..data.load import TrainingData, load_training_data
 from ..model.load import load_tokenizer
 from ..model.tokens import AddedTokens, add_to_tokenizer
 from ..stages.base import Stage
+from ..templates.base import Template
 from ..templates.jinja import to_jinja
 from ..templates.special_tokens import fix_special_tokens
 from ..templates.resolve import resolve_template
@@ -56,9 +57,9 @@ def media_context(cfg: Config, template, tokenizer) -> MediaContext | None:
     path = model_path(cfg.model)
     if not is_vision_language(path):
         return None
-    plugin_name = getattr(template, "mm_plugin", "") if template is not None else ""
+    plugin_name = template.mm_plugin if isinstance(template, Template) else ""
     if not plugin_name:
-        name = getattr(template, "name", None) or "the tokenizer's own chat template"
+        name = template.name if isinstance(template, Template) else "the tokenizer's own chat template"
         raise ConfigError(f"{path} is a vision-language model ({model_type(path)}) but template `{name}` renders text "
                           f"only: set `template: {TEMPLATES[model_type(path)]}`")
     processor = load_processor(path, tokenizer)
