@@ -89,8 +89,27 @@ def test_each_trainer_stage_logs_the_one_process_losses(dist, run_keys, tmp_path
     dist.same(one, two)
 
 
-def test_a_rollout_stage_joins_the_processes_too(dist, run_keys, tmp_path):
-    rows = dist.torchrun(run_keys(tmp_path / "grpo", stage="grpo", finetuning_type="lora", reward_funcs="format",
-                                  num_generations=4, per_device_train_batch_size=4, max_completion_length=4,
-                                  max_steps=2), 2)
+@pytest.mark.parametrize("layout", ["packed", "token_budget"])
+def test_sft_batch_layouts_log_the_one_process_losses(dist, run_keys, tmp_path, layout):
+    """Packed rows (per-device rows halve), and token-budget micro-batches (each process takes every other
+    micro-batch: one process accumulates two for the same step)."""
+    if layout == "packed":
+        keys, one_keys, two_keys = dict(packing=True, cutoff_len=48), dict(per_device_train_batch_size=4), \
+            dict(per_device_train_batch_size=2)
+    else:
+        keys, one_keys, two_keys = dict(max_tokens_per_batch=128, cutoff_len=64), \
+            dict(gradient_accumulation_steps=2), {}
+    one = dist.in_process(run_keys(tmp_path / "one", **keys, **one_keys))
+    two = dist.torchrun(run_keys(tmp_path / "two", **keys, **two_keys), 2)
+    dist.same(one, two, keys=("loss", "grad_norm"), rel=1e-4)
+
+
+@pytest.mark.parametrize("stage", ["grpo", "ppo"])
+def test_rollout_stages_join_the_processes_too(dist, run_keys, tmp_path, qwen2_model, stage):
+    """Each process generates its own rollouts (as TRL's trainers do): not compared with one process, but every
+    step is taken together and logged once."""
+    keys = dict(reward_funcs="format", num_generations=4, max_completion_length=4) if stage == "grpo" else \
+        dict(reward_model=str(qwen2_model), reward_model_type="full", max_new_tokens=4)
+    rows = dist.torchrun(run_keys(tmp_path / stage, stage=stage, finetuning_type="lora", per_device_train_batch_size=4,
+                                  max_steps=2, **keys), 2)
     assert [r["current_steps"] for r in rows] == [1, 2]
