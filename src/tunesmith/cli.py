@@ -113,7 +113,8 @@ def _model_config(argv: list[str], purpose: str, usage: str):
 
 
 CHAT_USAGE = "tunesmith chat cfg.yaml|OUTPUT_DIR [key=value ...] [--query TEXT] [--image PATH ...]"
-API_USAGE = "tunesmith api cfg.yaml|OUTPUT_DIR [key=value ...] [--host HOST] [--port PORT] [--api-key KEY]"
+API_USAGE = ("tunesmith api cfg.yaml|OUTPUT_DIR [key=value ...] [--host HOST] [--port PORT] [--api-key KEY] "
+             "[--media-dir DIR ...] [--allow-remote-media]")
 EXPORT_USAGE = "tunesmith export cfg.yaml|OUTPUT_DIR [export_dir=DIR] [export_size=GB] [key=value ...]"
 
 
@@ -137,10 +138,16 @@ def cmd_api(argv: list[str]) -> int:
     options = {key: _take_option(argv, flag, API_USAGE) for key, flag in (
         ("api_host", "--host"), ("api_port", "--port"), ("api_key", "--api-key"), ("api_model_name", "--model-name"))}
     argv += [f"{key}={value}" for key, value in options.items() if value is not None]
+    media_dirs = []
+    while (folder := _take_option(argv, "--media-dir", API_USAGE)) is not None:
+        media_dirs.append(folder)
+    remote = "--allow-remote-media" in argv
+    argv[:] = [arg for arg in argv if arg != "--allow-remote-media"]
     cfg = _model_config(argv, "infer", API_USAGE)
     from .serve.settings import api_settings
 
-    settings = api_settings(cfg)  # checked before the model loads
+    # checked before the model loads
+    settings = api_settings(cfg, media_dirs=media_dirs or None, allow_remote_media=True if remote else None)
     try:
         from .serve.app import run_server
     except ImportError as err:
@@ -280,7 +287,12 @@ HELP: dict[str, tuple[str, str, tuple[str, ...], str | None, bool]] = {
     "api": (API_USAGE, "Serve an OpenAI-compatible API (/v1/chat/completions, /v1/models). OUTPUT_DIR alone stands "
                        "for model_name_or_path=OUTPUT_DIR.",
             ("--host HOST, --port PORT, --api-key KEY, --model-name NAME",
-             "             set api_host, api_port, api_key, api_model_name"), "API_SECTIONS", False),
+             "             set api_host, api_port, api_key, api_model_name",
+             "--media-dir DIR       image_url parts may name local files under DIR (repeatable; env",
+             "                      API_MEDIA_DIR; default: no local files). data:image/...;base64, URLs are",
+             "                      always read (vision-language models)",
+             "--allow-remote-media  fetch http(s) image URLs from public addresses (env",
+             "                      API_ALLOW_REMOTE_MEDIA=1; default off)"), "API_SECTIONS", False),
     "export": (EXPORT_USAGE, "Merge adapters into the base model and write a plain transformers model with its "
                              "tokenizer and generation config. OUTPUT_DIR alone stands for "
                              "model_name_or_path=OUTPUT_DIR.", (), "EXPORT_SECTIONS", False),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..config.errors import ConfigError
 from ..config.schema import Config
-from ..data.media.files import MediaError
+from ..data.media.files import MediaError, image_size
 from ..data.media.plugin import get_plugin
 from ..data.media.settings import MediaSettings
 from ..model.processor import VL_FAMILIES, load_processor, model_type_of
@@ -112,3 +112,12 @@ def load_vision(cfg: Config, source: ModelSource, tokenizer, template) -> Vision
     logger.info("Vision-language model (%s): images expand through the %s plugin, processor settings from %s",
                 family, plugin_name, folder)
     return VisionInputs(plugin, family, folder)
+
+
+def image_problem(item) -> str | None:
+    """Why ``item`` (a path, bytes, a {"path"|"bytes"} dict, a PIL image) cannot be read as an image, or None."""
+    try:
+        image_size(item)
+    except MediaError as err:
+        return str(err)
+    return None

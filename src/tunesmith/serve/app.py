@@ -3,7 +3,9 @@
 Neither prompt building nor generation runs on the event loop: a request's prompt is built and tokenized on
 a small pool of prompt threads (a huge prompt holds up no one else), then becomes a job for the engine: the
 Hugging Face engine generates waiting jobs together in batches (hf_engine.py), an engine that does not batch
-serves them one at a time in arrival order, so concurrent requests all get answered. A streamed reply's text crosses from
+serves them one at a time in arrival order, so concurrent requests all get answered. Images (`image_url` content
+parts, for a vision-language model) are read on the prompt threads too (serve/media.py says which URLs are
+allowed). A streamed reply's text crosses from
 that thread to the loop through an asyncio queue; when the client goes away, the job is cancelled (it
 stops at the next token, or never starts) and the queue moves on. Bad requests get a 4xx with an
 OpenAI-style error body; a body over the size limit gets a 413 before it is parsed.
@@ -28,6 +30,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..infer.engine import Engine, InvalidRequest, Reply, Sampling
+from ..infer.vision import image_problem
+from .media import read_image_url
 from .protocol import (AssistantMessage, ChatCompletion, ChatCompletionRequest, Choice, ErrorResponse, FunctionCall,
                        ModelCard, ModelList, ToolCallOut, Usage, completion_id)
 from .settings import ApiSettings, exposure_warning
@@ -56,8 +60,9 @@ class GenerationQueue:
     """One generation thread; jobs run in the order they were submitted. Prompts are prepared beforehand on a
     few threads of their own, off the event loop."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, settings: ApiSettings | None = None):
         self.engine = engine
+        self.settings = settings or ApiSettings()
         # an engine that batches takes every waiting request at once; otherwise they wait here, in order
         waiting = MAX_WAITING if engine.concurrent else 1
         self.pool = ThreadPoolExecutor(max_workers=waiting, thread_name_prefix="tunesmith-request")
@@ -67,7 +72,7 @@ class GenerationQueue:
                       **overrides) -> tuple[list[int], Sampling]:
         """The prompt's token ids and the request's decoding options (InvalidRequest for a bad request)."""
         def build() -> tuple[list[int], Sampling]:
-            prompt_ids = self.engine.prompt_ids(messages, tools)
+            prompt_ids = self.engine.prompt_ids(with_images(self.engine, messages, self.settings), tools)
             return prompt_ids, self.engine.sampling(len(prompt_ids), **overrides)
 
         return await asyncio.get_running_loop().run_in_executor(self.prompts, build)
@@ -141,8 +146,30 @@ def _validation_message(err: RequestValidationError) -> tuple[str, str | None]:
     return (f"{param}: {message}" if param else message), param
 
 
+def with_images(engine: Engine, messages: list[dict], settings: ApiSettings) -> list[dict]:
+    """The messages with their image parts' URLs read into image bytes (InvalidRequest naming the part when an
+    image is refused or unreadable, or the model takes no images)."""
+    if not any(message.get("image_urls") for message in messages):
+        return messages
+    if engine.vision is None:
+        raise InvalidRequest(engine.image_refusal(), "messages")
+    out = []
+    for message in messages:
+        message = dict(message)
+        images = []
+        for url, where in message.pop("image_urls", ()):
+            data = read_image_url(url, settings, where)
+            if (problem := image_problem(data)) is not None:
+                raise InvalidRequest(f"{where}: {problem}", f"{where}.image_url.url")
+            images.append(data)
+        if images:
+            message["images"] = images
+        out.append(message)
+    return out
+
+
 def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
-    jobs = GenerationQueue(engine)
+    jobs = GenerationQueue(engine, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -196,8 +223,9 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
     async def chat_completions(body: ChatCompletionRequest, request: Request):
         try:  # tokenizing a long prompt takes a while: not on the event loop
             tools = body.offered_tools()
+            mark = engine.vision.image_mark if engine.vision is not None else "<image>"
             prompt_ids, options = await jobs.prepare(
-                [m.as_dict() for m in body.messages], tools, temperature=body.temperature, top_p=body.top_p,
+                [m.as_dict(mark, i) for i, m in enumerate(body.messages)], tools, temperature=body.temperature, top_p=body.top_p,
                 max_new_tokens=body.max_completion_tokens or body.max_tokens, stop=tuple(body.stop or ()),
                 seed=body.seed)
         except InvalidRequest as err:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -14,6 +14,23 @@ from ..infer.engine import text_problem
 class TextPart(BaseModel):
     type: Literal["text"]
     text: str
+
+
+class ImageUrl(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: str = Field(description="data:image/<type>;base64,<data>; a local file under the server's --media-dir; "
+                                 "an http(s) URL when the server allows remote media.")
+    detail: Literal["auto", "low", "high"] | None = Field(None, description="Accepted; images are always read "
+                                                                            "at the model's own resolution.")
+
+
+class ImagePart(BaseModel):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
 class FunctionCall(BaseModel):
@@ -33,16 +50,39 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+    content: str | list[ContentPart] | None = Field(None, description="Text, or a list of text and image_url "
+                                                                       "parts (images: vision-language models).")
     tool_calls: list[ToolCallItem] | None = Field(None, description="An assistant message's calls (sent back in "
                                                                     "a conversation that uses tools).")
     tool_call_id: str | None = Field(None, description="A tool message: the call it answers.")
 
-    def as_dict(self) -> dict:
-        content = self.content
+    @field_validator("content", mode="before")
+    @classmethod
+    def _known_parts(cls, value):
+        if isinstance(value, list):
+            for n, part in enumerate(value):
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind not in ("text", "image_url"):
+                    raise ValueError(f"content part {n} has type {kind!r}; this server reads `text` and `image_url` "
+                                     "parts")
+        return value
+
+    def as_dict(self, image_mark: str = "<image>", index: int = 0) -> dict:
+        """The engine's message: an image part becomes ``image_mark`` where it stands, its URL one of
+        ``image_urls`` (with the part's place, ``messages.<index>.content.<n>``, for errors)."""
+        content, urls = self.content, []
         if isinstance(content, list):
-            content = "".join(part.text for part in content)
+            pieces = []
+            for n, part in enumerate(content):
+                if isinstance(part, ImagePart):
+                    pieces.append(image_mark)
+                    urls.append((part.image_url.url, f"messages.{index}.content.{n}"))
+                else:
+                    pieces.append(part.text)
+            content = "".join(pieces)
         out = {"role": self.role, "content": content}
+        if urls:
+            out["image_urls"] = urls
         if self.tool_calls:
             out["tool_calls"] = [call.model_dump() for call in self.tool_calls]
         return out

@@ -1,7 +1,11 @@
 """Where and how `tunesmith api` listens: command-line options and config keys first, then LLaMA-Factory's
 environment variables (API_HOST, API_PORT, API_KEY, API_MODEL_NAME), then defaults. The default address is
 127.0.0.1 (this machine only); another address without an API key gets a warning when the server starts.
-API_MAX_REQUEST_BYTES bounds a request body (default 4 MiB; 0: no limit)."""
+API_MAX_REQUEST_BYTES bounds a request body (default 4 MiB; 0: no limit).
+
+Images in requests (serve/media.py): data: URLs always; local files only under the folders of `--media-dir`
+(repeatable; else API_MEDIA_DIR, folders separated by the system's path separator; default none); remote
+http(s) URLs only with `--allow-remote-media` (or API_ALLOW_REMOTE_MEDIA=1; default off)."""
 
 from __future__ import annotations
 
@@ -27,9 +31,16 @@ class ApiSettings:
     api_key: str | None = None
     model_name: str = DEFAULT_MODEL_NAME
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # 0: no limit
+    media_dirs: tuple[str, ...] = ()  # folders whose image files requests may name (none: no local files)
+    allow_remote_media: bool = False  # fetch http(s) image URLs (public addresses only)
 
 
-def api_settings(cfg: Config, env: Mapping[str, str] | None = None) -> ApiSettings:
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def api_settings(cfg: Config, env: Mapping[str, str] | None = None, media_dirs: list[str] | None = None,
+                 allow_remote_media: bool | None = None) -> ApiSettings:
+    """Settings from the config, the command line's media options (None: not given) and the environment."""
     env = os.environ if env is None else env
     port = cfg.api.api_port
     if port is None and env.get("API_PORT"):
@@ -47,7 +58,30 @@ def api_settings(cfg: Config, env: Mapping[str, str] | None = None) -> ApiSettin
         api_key=cfg.api.api_key or env.get("API_KEY") or None,
         model_name=cfg.api.api_model_name or env.get("API_MODEL_NAME") or DEFAULT_MODEL_NAME,
         max_request_bytes=max_bytes,
+        media_dirs=_media_dirs(media_dirs, env),
+        allow_remote_media=_remote_media(allow_remote_media, env),
     )
+
+
+def _media_dirs(given: list[str] | None, env: Mapping[str, str]) -> tuple[str, ...]:
+    source = "--media-dir"
+    if not given:
+        given = [part for part in env.get("API_MEDIA_DIR", "").split(os.pathsep) if part]
+        source = "environment: API_MEDIA_DIR"
+    for folder in given:
+        if not os.path.isdir(folder):
+            raise ConfigError(f"{source}: {folder} is not a directory (the folder whose images requests may name)")
+    return tuple(os.path.abspath(folder) for folder in given)
+
+
+def _remote_media(given: bool | None, env: Mapping[str, str]) -> bool:
+    if given is not None:
+        return given
+    value = env.get("API_ALLOW_REMOTE_MEDIA", "").strip().lower()
+    if value not in TRUE + FALSE:
+        raise ConfigError(f"environment: API_ALLOW_REMOTE_MEDIA must be 1 or 0 (true/false), got "
+                          f"{env['API_ALLOW_REMOTE_MEDIA']!r}")
+    return value in TRUE
 
 
 def _env_int(env: Mapping[str, str], name: str, what: str) -> int:
