@@ -6,6 +6,11 @@ Everything is written to a temporary folder beside export_dir and renamed into p
 failed export leaves nothing half-written. An export_dir holding an earlier tunesmith export (its run card
 says `exported_from`) is replaced, with one log line; any other non-empty folder only with
 `overwrite_export_dir: true`. An Ollama `Modelfile` is written next to the model (infer/ollama.py).
+
+A vision-language model is exported with its processor settings (preprocessor_config.json, and
+video_preprocessor_config.json / processor_config.json where the model has them) beside the tokenizer, whose chat
+template is the training template, so plain transformers' AutoModelForImageTextToText and tunesmith's processor
+load the folder.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ..templates.stops import stop_token_ids
 from .load import build_model, checkpoint_dtype, load_tokenizer_and_template
 from .ollama import modelfile
 from .source import RUN_CARD, describe, resolve_source
+from .vision import PREPROCESSOR_FILES, processor_dir
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +74,12 @@ def export_dtype(cfg: Config, base: str):
 def export_model(cfg: Config) -> Path:
     import torch
 
-    check_export_quantization(cfg)
     source = resolve_source(cfg)
+    processor_files = processor_dir(source)  # a vision-language model's processor settings (None: a text model)
+    if processor_files is not None and cfg.export.export_quantization_bit is not None:
+        raise ConfigError("`export_quantization_bit` (GPTQ) quantizes causal language models; a vision-language model "
+                          "is exported unquantized: export without it")
+    check_export_quantization(cfg)
     target = check_target(cfg, [source.base, *source.adapters, source.tokenizer_dir])
     logger.info("Exporting %s to %s", describe(source), target)
     tokenizer, template, default_system = load_tokenizer_and_template(cfg, source)
@@ -85,6 +95,8 @@ def export_model(cfg: Config) -> Path:
             gptq_quantize(cfg, tmp, tokenizer)
         tokenizer.chat_template = to_jinja(template)
         tokenizer.save_pretrained(tmp)
+        if processor_files is not None:
+            copy_processor_files(Path(processor_files), tmp)
         write_generation_config(model, tokenizer, stop_ids, tmp)
         write_export_card(cfg, source, template, default_system, model, tmp)
         (tmp / "Modelfile").write_text(modelfile(template, tokenizer, stop_ids, default_system), encoding="utf-8")
@@ -160,6 +172,21 @@ def gptq_quantize(cfg: Config, folder: Path, tokenizer) -> None:
     for file in folder.glob("*.safetensors*"):
         file.unlink()
     model.save_pretrained(folder, max_shard_size=int(cfg.export.export_size * 10**9))
+
+
+def copy_processor_files(folder: Path, out: Path) -> None:
+    """The image and video processor settings of a vision-language model (its chat template is the tokenizer's:
+    the training template, so a base model's own chat_template.json is not copied)."""
+    for name in PREPROCESSOR_FILES:
+        if not (folder / name).is_file():
+            continue
+        try:
+            settings = json.loads((folder / name).read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise ConfigError(f"{folder / name}: cannot be read as JSON ({err})") from None
+        settings.pop("chat_template", None)  # an older processor's own template would override the training one
+        (out / name).write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    logger.info("Processor settings copied from %s", folder)
 
 
 def write_generation_config(model, tokenizer, stop_ids: list[int], out: Path) -> None:
