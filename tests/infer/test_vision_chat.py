@@ -97,9 +97,10 @@ def sharpened(model_dir: Path, out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sharp_models(tmp_path_factory, qwen2_vl_model, qwen3_vl_model) -> dict[str, Path]:
+def sharp_models(tmp_path_factory, qwen2_vl_model, qwen2_5_vl_model, qwen3_vl_model) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("sharp")
     return {"qwen2_vl": sharpened(qwen2_vl_model, root / "qwen2_vl"),
+            "qwen2_5_vl": sharpened(qwen2_5_vl_model, root / "qwen2_5_vl"),
             "qwen3_vl": sharpened(qwen3_vl_model, root / "qwen3_vl")}
 
 
@@ -132,7 +133,8 @@ def reference_generate(engine, model_dir: Path, image: Path, max_new_tokens: int
     return model, inputs, generated, torch.cat(out.scores[:len(generated)])
 
 
-@pytest.mark.parametrize("family,template", [("qwen2_vl", "qwen2_vl"), ("qwen3_vl", "qwen3_vl_nothink")])
+@pytest.mark.parametrize("family,template", [("qwen2_vl", "qwen2_vl"), ("qwen2_5_vl", "qwen2_vl"),
+                                             ("qwen3_vl", "qwen3_vl_nothink")])
 def test_greedy_generation_equals_transformers_generate(family, template, images, sharp_models):
     model_dir = sharp_models[family]
     engine = engine_for(model_dir, template=template, max_new_tokens=12)
