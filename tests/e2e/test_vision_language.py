@@ -125,6 +125,7 @@ def test_full_finetuning_keeps_frozen_parts_bit_identical(freeze_vision_tower, q
     vision = {name for name in before if "visual.blocks" in name or "visual.patch_embed" in name}
     merger = {name for name in before if "visual.merger" in name}
     assert merger and not moved & merger  # freeze_multi_modal_projector: true (default)
+    assert (root / "out" / "preprocessor_config.json").is_file()  # the output dir serves chat and export alone
     assert any(name.startswith("model.layers.") for name in moved)  # the checkpoint's own key layout
     if freeze_vision_tower:
         assert not moved & vision

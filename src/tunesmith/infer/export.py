@@ -31,7 +31,8 @@ from ..templates.stops import stop_token_ids
 from .load import build_model, checkpoint_dtype, load_tokenizer_and_template
 from .ollama import modelfile
 from .source import RUN_CARD, describe, resolve_source
-from .vision import PREPROCESSOR_FILES, processor_dir
+from ..model.processor import copy_processor_files
+from .vision import processor_dir
 
 logger = logging.getLogger(__name__)
 
@@ -172,21 +173,6 @@ def gptq_quantize(cfg: Config, folder: Path, tokenizer) -> None:
     for file in folder.glob("*.safetensors*"):
         file.unlink()
     model.save_pretrained(folder, max_shard_size=int(cfg.export.export_size * 10**9))
-
-
-def copy_processor_files(folder: Path, out: Path) -> None:
-    """The image and video processor settings of a vision-language model (its chat template is the tokenizer's:
-    the training template, so a base model's own chat_template.json is not copied)."""
-    for name in PREPROCESSOR_FILES:
-        if not (folder / name).is_file():
-            continue
-        try:
-            settings = json.loads((folder / name).read_text(encoding="utf-8"))
-        except ValueError as err:
-            raise ConfigError(f"{folder / name}: cannot be read as JSON ({err})") from None
-        settings.pop("chat_template", None)  # an older processor's own template would override the training one
-        (out / name).write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    logger.info("Processor settings copied from %s", folder)
 
 
 def write_generation_config(model, tokenizer, stop_ids: list[int], out: Path) -> None:

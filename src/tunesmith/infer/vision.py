@@ -32,7 +32,6 @@ from .source import ModelSource
 
 logger = logging.getLogger(__name__)
 
-PREPROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json")
 FAMILY_PLUGINS = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl"}
 
 

@@ -92,3 +92,20 @@ def load_processor(path: str | Path, tokenizer: Any = None) -> VisionProcessor |
                            video_token=names["video_token"] or "<|video_pad|>",
                            vision_start=names["vision_start_token"] or "<|vision_start|>",
                            vision_end=names["vision_end_token"] or "<|vision_end|>")
+
+
+PREPROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json")
+
+
+def copy_processor_files(folder: Path, out: Path) -> None:
+    """The image and video processor settings of a vision-language model (its chat template is the tokenizer's:
+    the training template, so a base model's own chat_template.json is not copied)."""
+    for name in PREPROCESSOR_FILES:
+        if not (folder / name).is_file():
+            continue
+        try:
+            settings = json.loads((folder / name).read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise ConfigError(f"{folder / name}: cannot be read as JSON ({err})") from None
+        settings.pop("chat_template", None)  # an older processor's own template would override the training one
+        (out / name).write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

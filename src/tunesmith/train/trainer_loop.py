@@ -197,6 +197,11 @@ def train_with_trainer(cfg: Config, plan: RunPlan, stage: Stage, prepared, polic
     pissa_start(cfg, model, resume, args.should_save)
     train_loss = train(trainer, plan, resume)
     trainer.save_model(cfg.output_dir)
+    if prepared.media is not None and args.should_save:  # the output dir serves chat/export on its own
+        from ..model.load import model_path
+        from ..model.processor import copy_processor_files
+
+        copy_processor_files(Path(model_path(cfg.model)), Path(cfg.output_dir))
     if cfg.finetuning.pissa_convert and args.should_save:
         save_pissa_converted(model, cfg.output_dir)
     trainer.save_state()
