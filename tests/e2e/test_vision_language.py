@@ -192,3 +192,17 @@ def test_videos_train(family, request, tmp_path):
     run_training(vl_config(model, root, dataset="mllm_video_demo", template=family, max_steps=3,
                            video_max_pixels=16384))
     assert len(losses(root / "out")) == 3
+
+
+def test_qlora_on_a_vision_language_model(qwen2_vl_model, tmp_path):
+    """4-bit bitsandbytes body, LoRA on the language model, images in the batches."""
+    pytest.importorskip("bitsandbytes", reason="needs the quantization extra")
+    from safetensors.torch import load_file
+
+    from tunesmith.train.run import run_training
+
+    root = repository_root(tmp_path)
+    run_training(vl_config(qwen2_vl_model, root, quantization_bit=4, max_steps=4))
+    assert len(losses(root / "out")) == 4
+    saved = load_file(root / "out" / "adapter_model.safetensors")
+    assert saved and all("language_model" in name for name in saved)
