@@ -206,3 +206,16 @@ def test_qlora_on_a_vision_language_model(qwen2_vl_model, tmp_path):
     assert len(losses(root / "out")) == 4
     saved = load_file(root / "out" / "adapter_model.safetensors")
     assert saved and all("language_model" in name for name in saved)
+
+
+def test_prediction_without_training_is_refused_for_a_vision_language_model(qwen2_vl_model, tmp_path, capsys):
+    import yaml
+
+    root = repository_root(tmp_path)
+    keys = {"model_name_or_path": str(qwen2_vl_model), "stage": "sft", "do_predict": True, "eval_dataset": "mllm_demo",
+            "dataset_dir": str(root / "data"), "template": "qwen2_vl", "output_dir": str(root / "pred"),
+            "predict_with_generate": True, "report_to": "none"}
+    (root / "predict.yaml").write_text(yaml.safe_dump(keys))
+    assert main(["train", str(root / "predict.yaml")]) != 0
+    assert "is a vision-language model: `tunesmith eval`, do_predict and do_eval without do_train do not pass " \
+           "images to it yet" in capsys.readouterr().err

@@ -14,7 +14,19 @@ from ..data.registry import get_dataset_attrs
 from ..types import IGNORE_INDEX
 
 
+def refuse_vision_language(cfg: Config) -> None:
+    """Evaluation and prediction here read text; a vision-language model's media are not passed to them yet."""
+    from ..model.load import model_path
+    from ..model.vision import is_vision_language
+
+    if cfg.model.model_name_or_path and is_vision_language(model_path(cfg.model)):
+        raise ConfigError(f"{cfg.model.model_name_or_path} is a vision-language model: `tunesmith eval`, do_predict "
+                          "and do_eval without do_train do not pass images to it yet; evaluate during training "
+                          "(do_train with val_size or eval_dataset), or chat / serve it with images")
+
+
 def evaluation_examples(cfg: Config, kind_name: str, tokenizer, template, data=None) -> list:
+    refuse_vision_language(cfg)
     data = data or cfg.data
     kind = get_kind(kind_name)
     seed = cfg.training.get("seed", 42)
