@@ -68,3 +68,37 @@ def test_llamafactory_lora_sft_ds3_shape_under_zero3(dist, run_keys, tmp_path):
     two = dist.torchrun(run_keys(tmp_path / "two", per_device_train_batch_size=2, deepspeed=str(ds_config), **keys), 2)
     dist.same(one, two, keys=("loss", "grad_norm"), rel=1e-4)
     assert (tmp_path / "two" / "adapter_model.safetensors").is_file()
+
+
+ACCELERATE_FSDP2 = """compute_environment: LOCAL_MACHINE
+distributed_type: FSDP
+fsdp_config:
+  fsdp_version: 2
+  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
+  fsdp_transformer_layer_cls_to_wrap: Qwen2DecoderLayer
+  fsdp_state_dict_type: FULL_STATE_DICT
+  fsdp_reshard_after_forward: true
+  fsdp_cpu_ram_efficient_loading: false
+num_processes: 2
+num_machines: 1
+machine_rank: 0
+mixed_precision: 'no'
+use_cpu: true
+main_process_ip: 127.0.0.1
+main_process_port: {port}
+"""
+
+
+def test_accelerate_launch_with_an_fsdp2_config_logs_the_one_process_losses(dist, run_keys, tmp_path):
+    """`accelerate launch --config_file fsdp2.yaml -m tunesmith.cli train cfg.yaml`: accelerate's own launcher and
+    its FSDP2 settings, no tunesmith key about sharding."""
+    import subprocess
+
+    one = dist.in_process(run_keys(tmp_path / "one", per_device_train_batch_size=4))
+    keys = run_keys(tmp_path / "two", per_device_train_batch_size=2)
+    accelerate_config = tmp_path / "fsdp2.yaml"
+    accelerate_config.write_text(ACCELERATE_FSDP2.format(port=dist.free_port()))
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config)]
+    dist.check(subprocess.run([*launcher, "-m", "tunesmith.cli", "train", str(dist.write_config(keys))],
+                              capture_output=True, text=True, timeout=300, env=dist.env()))
+    dist.same(one, dist.logged(keys["output_dir"]), keys=("loss", "grad_norm"), rel=1e-4)
