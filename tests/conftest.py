@@ -366,8 +366,9 @@ def torchrun(keys: dict, processes: int, script: Path | None = None, timeout: in
     """``processes`` processes on this machine under torchrun's loopback rendezvous, running `tunesmith train`
     (or ``script`` with the config's path)."""
     target = [str(script)] if script else ["-m", "tunesmith.cli", "train"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes), "--master-addr",
-           "127.0.0.1", "--master-port", str(free_port()), *target, str(write_config(keys))]
+    # --standalone: torchrun binds a free port itself (a port picked here could be taken before torchrun binds it)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
+           *target, str(write_config(keys))]
     check(subprocess.run(cmd, capture_output=True, text=True, env=process_env(**env), timeout=timeout))
     return logged_steps(keys["output_dir"])
 
