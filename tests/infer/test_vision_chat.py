@@ -204,9 +204,9 @@ def test_image_requests_batch_exactly(sharp_models, images, monkeypatch):
             solo.text, solo.finish_reason, solo.completion_tokens, solo.prompt_tokens)
 
 
-def test_trained_model_answers_from_the_image(colour_run, qwen2_vl_model, images):
-    engine = engine_for(colour_run)  # a full fine-tune: processor settings from its base model
-    assert engine.vision.folder == str(qwen2_vl_model)
+def test_trained_model_answers_from_the_image(colour_run, images):
+    engine = engine_for(colour_run)  # a full fine-tune keeps its base's processor settings in the run dir
+    assert engine.vision.folder == str(colour_run)
     for name in COLOURS:
         reply = engine.chat([{"role": "user", "content": QUESTION, "images": [str(images[name])]}])
         assert (reply.text, reply.finish_reason) == (name, "stop")
