@@ -18,10 +18,16 @@ def _strings(value) -> Iterator[str]:
             yield from _strings(item)
 
 
+TEXT_SUFFIXES = (".json", ".jsonl", ".txt", ".md")
+
+
 def texts_from_files(paths: list[str]) -> Iterator[str]:
+    """Text of the named files, and of the text files (TEXT_SUFFIXES) inside named folders: a data folder's
+    images and videos are left out."""
     for name in paths:
         path = Path(name)
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES) \
+            if path.is_dir() else [path]
         for file in files:
             text = file.read_text(encoding="utf-8")
             if file.suffix == ".json":
