@@ -219,3 +219,31 @@ def test_prediction_without_training_is_refused_for_a_vision_language_model(qwen
     assert main(["train", str(root / "predict.yaml")]) != 0
     assert "is a vision-language model: `tunesmith eval`, do_predict and do_eval without do_train do not pass " \
            "images to it yet" in capsys.readouterr().err
+
+
+def test_media_datasets_are_cached_and_a_changed_image_is_encoded_again(qwen2_vl_model, tmp_path, caplog):
+    """The tokenized cache's key covers the media files (path, size, modification time) and the plugin settings."""
+    import logging
+
+    from PIL import Image
+
+    from tunesmith.train.prepare import prepare_as_planned
+
+    root = repository_root(tmp_path)
+    caplog.set_level(logging.INFO)
+    first = prepare_as_planned(vl_config(qwen2_vl_model, root)).data.train
+    from tunesmith.data.cache import wait_for_writes
+
+    wait_for_writes()
+    caplog.clear()
+    again = prepare_as_planned(vl_config(qwen2_vl_model, root)).data.train
+    assert "loaded from cache" in caplog.text
+    assert [(e.input_ids, e.labels, e.images) for e in again] == [(e.input_ids, e.labels, e.images) for e in first]
+    Image.new("RGB", (200, 120), (9, 9, 9)).save(root / "data" / "mllm_demo_data" / "2.jpg")  # more tokens now
+    caplog.clear()
+    changed = prepare_as_planned(vl_config(qwen2_vl_model, root)).data.train
+    assert "loaded from cache" not in caplog.text
+    assert sum(map(len, (e.input_ids for e in changed))) > sum(map(len, (e.input_ids for e in first)))
+    caplog.clear()
+    prepare_as_planned(vl_config(qwen2_vl_model, root, image_max_pixels=64 * 64))  # settings are in the key too
+    assert "loaded from cache" not in caplog.text

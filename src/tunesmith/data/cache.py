@@ -28,7 +28,7 @@ from .registry import DatasetAttr
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 4  # 4: efficient_eos encodings; 3: typed records; bump when the layout or encoding changes
+CACHE_FORMAT = 5  # 5: records carry their media; 4: efficient_eos encodings; 3: typed records; bump when the layout or encoding changes
 
 _ENCODING_KEYS = ("cutoff_len", "train_on_prompt", "mask_history", "max_samples", "default_system",
                   "enable_thinking", "tool_format")
@@ -51,7 +51,9 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(attr: DatasetAttr, kind_name: str, tokenizer, template, data: DataArgs, seed: int) -> str:
+def cache_key(attr: DatasetAttr, kind_name: str, tokenizer, template, data: DataArgs, seed: int,
+              extra: str | None = None) -> str:
+    """``extra``: anything else the encoding depends on (the media fingerprint of a vision-language run)."""
     tokenizer_id = hashlib.blake2b(tokenizer.backend_tokenizer.to_str().encode(), digest_size=16).hexdigest()
     parts = {
         "version": __version__,
@@ -63,6 +65,7 @@ def cache_key(attr: DatasetAttr, kind_name: str, tokenizer, template, data: Data
         "template": repr(template),
         "options": {k: getattr(data, k) for k in _ENCODING_KEYS},
         "seed": seed if attr.num_samples is not None else None,
+        "extra": extra,
     }
     return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
 
@@ -128,10 +131,12 @@ def load(path: Path) -> tuple[list[EncodedExample], EncodeStats] | None:
 
 def _read_field(npz, key: str, kind: str, offsets: list[int]) -> list:
     """A record field per example: `aligned` sequences share the example's offsets, `seq` have their own,
-    `scalar` is one value per example."""
+    `scalar` is one value per example, `json` one JSON list per example (media items)."""
     values = npz[f"field.{key}"].tolist()
     if kind == "scalar":
         return values
+    if kind == "json":
+        return [json.loads(v) for v in values]
     bounds = offsets if kind == "aligned" else npz[f"field_offsets.{key}"].tolist()
     return [values[a:b] for a, b in zip(bounds, bounds[1:])]
 
@@ -157,7 +162,11 @@ def save(path: Path, examples: list[EncodedExample], stats: EncodeStats) -> None
     field_kinds: dict[str, str] = {}
     for key in (f.name for f in fields(record) if f.name not in ("input_ids", "labels")):
         values = [getattr(ex, key) for ex in examples]
-        if isinstance(values[0], list):
+        first = next((v for v in values if v), None) if isinstance(values[0], list) else None
+        if first is not None and not isinstance(first[0], int):
+            field_kinds[key] = "json"  # media items (paths, {"path": ...} objects), one JSON list per example
+            arrays[f"field.{key}"] = np.asarray([json.dumps(v, ensure_ascii=False) for v in values])
+        elif isinstance(values[0], list):
             aligned = all(len(v) == len(ex.input_ids) for v, ex in zip(values, examples))
             field_kinds[key] = "aligned" if aligned else "seq"
             bounds = offsets if aligned else [0]

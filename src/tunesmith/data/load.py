@@ -92,16 +92,21 @@ def _load_part(attr: DatasetAttr, kind: DataKind, tokenizer, template, data: Dat
         raise ConfigError(f"dataset `{attr.name}`: maps the `{media_columns[0]}` column "
                           f"(`{attr.column(media_columns[0])}`), but the model has no vision processor: train media "
                           "with a vision-language model (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) and its template")
-    cached_at = None
-    # Rows with media are expanded from the media files, which the cache key does not cover: not cached.
-    if attr.load_from == "file" and Path(attr.source).exists() and not (media is not None and media_columns):
-        cached_at = cache.cache_path(attr, cache.cache_key(attr, kind.name, tokenizer, template, data, seed), data)
+    cached_at, rows, media_key = None, None, None
+    with_media = media is not None and bool(media_columns)
+    if with_media and attr.load_from == "file":  # the key covers the media files the expansion reads
+        rows = cap_rows(attr, load_rows(attr, **hub), data, seed)
+        media_key = media.fingerprint(rows, [attr.column(role) for role in media_columns])
+    if attr.load_from == "file" and Path(attr.source).exists() and (not with_media or media_key is not None):
+        key = cache.cache_key(attr, kind.name, tokenizer, template, data, seed, extra=media_key)
+        cached_at = cache.cache_path(attr, key, data)
         hit = None if data.overwrite_cache else cache.load(cached_at)
         if hit is not None:
             logger.info("dataset %s: %d encoded sequences loaded from cache %s", attr.name, len(hit[0]), cached_at)
             refuse_empty_replies(attr, kind, *hit, tokenizer, template)
             return DatasetPart(attr.name, *hit)
-    rows = cap_rows(attr, load_rows(attr, **hub), data, seed)
+    if rows is None:
+        rows = cap_rows(attr, load_rows(attr, **hub), data, seed)
     if not rows:
         raise ConfigError(f"dataset `{attr.name}` ({attr.source}) is empty")
     examples, stats = kind.encode(attr, rows, tokenizer, template, data, media=media)

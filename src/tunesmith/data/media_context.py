@@ -9,6 +9,7 @@ dropped and counted (its features would no longer match its tokens)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ..config.errors import ConfigError
 from ..types import IGNORE_INDEX, Conversation, Message
@@ -47,6 +48,27 @@ class MediaContext:
         except MediaError as err:
             raise ConfigError(f"dataset `{name}` row {index}: {err}") from None
         return replace(conv, messages=tuple(Message(m.role, t) for m, t in zip(conv.messages, texts)))
+
+    def fingerprint(self, rows: list[dict], columns: list[str]) -> str | None:
+        """A digest of what the expansion of these rows depends on besides their text: the plugin and its settings,
+        and each media file's path, size and modification time (a changed image changes its token count). None
+        when an item is not a file path (bytes, decoded images): such rows are not cached."""
+        import hashlib
+
+        digest = hashlib.blake2b(self.describe().encode(), digest_size=16)
+        for row in rows:
+            for column in columns:
+                value = row.get(column)
+                for item in (value if isinstance(value, (list, tuple)) else [] if value is None else [value]):
+                    if not isinstance(item, str):
+                        return None
+                    path = Path(item) if Path(item).is_absolute() else Path(self.base_dir) / item
+                    try:
+                        stat = path.stat()
+                        digest.update(f"{item}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                    except OSError:
+                        digest.update(f"{item}\0missing\n".encode())
+        return digest.hexdigest()
 
     def mask(self, input_ids: list[int], labels: list[int]) -> list[int]:
         """Labels with every vision token ignored."""
