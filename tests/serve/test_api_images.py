@@ -160,6 +160,10 @@ def test_media_settings(tmp_path, lora_run):
     assert settings.media_dirs == (str(tmp_path), str(tmp_path)) and settings.allow_remote_media
     given = api_settings(cfg, env=env, media_dirs=[str(tmp_path / ".")], allow_remote_media=False)
     assert given.media_dirs == (str(tmp_path),) and not given.allow_remote_media  # the command line wins
+    keys = {"model_name_or_path": (str(lora_run), "test"), "api_media_dir": (str(tmp_path), "test"),
+            "api_allow_remote_media": (False, "test")}
+    configured = api_settings(build_config(keys, purpose="infer"), env=env)
+    assert configured.media_dirs == (str(tmp_path),) and not configured.allow_remote_media  # config over env
     with pytest.raises(ConfigError, match="API_MEDIA_DIR: .*missing is not a directory"):
         api_settings(cfg, env={"API_MEDIA_DIR": str(tmp_path / "missing")})
     with pytest.raises(ConfigError, match="API_ALLOW_REMOTE_MEDIA must be 1 or 0"):

@@ -413,6 +413,10 @@ class ApiArgs:
     api_port: int | None = opt(None, "Port to listen on (env API_PORT; default 8000).")
     api_key: str | None = opt(None, "Require `Authorization: Bearer <key>` (env API_KEY; default: no key).")
     api_model_name: str | None = opt(None, "Model id reported by /v1/models (env API_MODEL_NAME; default gpt-3.5-turbo).")
+    api_media_dir: tuple[str, ...] = opt((), "Folders whose image files requests may name (env API_MEDIA_DIR; "
+                                             "default none).", list_sep=True)
+    api_allow_remote_media: bool | None = opt(None, "Fetch http(s) image URLs, public addresses only (env "
+                                                    "API_ALLOW_REMOTE_MEDIA; default off).")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ environment variables (API_HOST, API_PORT, API_KEY, API_MODEL_NAME), then defaul
 API_MAX_REQUEST_BYTES bounds a request body (default 4 MiB; 0: no limit).
 
 Images in requests (serve/media.py): data: URLs always; local files only under the folders of `--media-dir`
-(repeatable; else API_MEDIA_DIR, folders separated by the system's path separator; default none); remote
-http(s) URLs only with `--allow-remote-media` (or API_ALLOW_REMOTE_MEDIA=1; default off)."""
+(repeatable; else the config's `api_media_dir`; else API_MEDIA_DIR, folders separated by the system's path
+separator; default none); remote http(s) URLs only with `--allow-remote-media` (or `api_allow_remote_media: true`,
+or API_ALLOW_REMOTE_MEDIA=1; default off)."""
 
 from __future__ import annotations
 
@@ -58,13 +59,17 @@ def api_settings(cfg: Config, env: Mapping[str, str] | None = None, media_dirs: 
         api_key=cfg.api.api_key or env.get("API_KEY") or None,
         model_name=cfg.api.api_model_name or env.get("API_MODEL_NAME") or DEFAULT_MODEL_NAME,
         max_request_bytes=max_bytes,
-        media_dirs=_media_dirs(media_dirs, env),
-        allow_remote_media=_remote_media(allow_remote_media, env),
+        media_dirs=_media_dirs(media_dirs, env, list(cfg.api.api_media_dir)),
+        allow_remote_media=_remote_media(allow_remote_media if allow_remote_media is not None
+                                         else cfg.api.api_allow_remote_media, env),
     )
 
 
-def _media_dirs(given: list[str] | None, env: Mapping[str, str]) -> tuple[str, ...]:
+def _media_dirs(given: list[str] | None, env: Mapping[str, str], configured: list[str]) -> tuple[str, ...]:
+    """`--media-dir`, else the config's `api_media_dir`, else API_MEDIA_DIR."""
     source = "--media-dir"
+    if not given and configured:
+        given, source = configured, "config: api_media_dir"
     if not given:
         given = [part for part in env.get("API_MEDIA_DIR", "").split(os.pathsep) if part]
         source = "environment: API_MEDIA_DIR"
