@@ -208,17 +208,22 @@ def test_qlora_on_a_vision_language_model(qwen2_vl_model, tmp_path):
     assert saved and all("language_model" in name for name in saved)
 
 
-def test_prediction_without_training_is_refused_for_a_vision_language_model(qwen2_vl_model, tmp_path, capsys):
+def test_prediction_without_training_reads_the_images(qwen2_vl_model, tmp_path):
     import yaml
 
     root = repository_root(tmp_path)
     keys = {"model_name_or_path": str(qwen2_vl_model), "stage": "sft", "do_predict": True, "eval_dataset": "mllm_demo",
             "dataset_dir": str(root / "data"), "template": "qwen2_vl", "output_dir": str(root / "pred"),
-            "predict_with_generate": True, "report_to": "none"}
+            "predict_with_generate": True, "max_new_tokens": 4, "report_to": "none"}
     (root / "predict.yaml").write_text(yaml.safe_dump(keys))
-    assert main(["train", str(root / "predict.yaml")]) != 0
-    assert "is a vision-language model: `tunesmith eval`, do_predict and do_eval without do_train do not pass " \
-           "images to it yet" in capsys.readouterr().err
+    assert main(["train", str(root / "predict.yaml")]) == 0
+    lines = (root / "pred" / "generated_predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = json.loads((root / "data" / "mllm_demo.json").read_text(encoding="utf-8"))
+    predicted = [json.loads(line) for line in lines]
+    assert [p["label"] for p in predicted] == [row["messages"][-1]["content"] for row in rows]
+    # every image of a row stands in its prompt as vision tokens (two in the rows that show two)
+    assert [p["prompt"].count("<|vision_start|>") for p in predicted] == [len(row["images"]) for row in rows]
+    assert (root / "pred" / "predict_results.json").is_file()
 
 
 def test_media_datasets_are_cached_and_a_changed_image_is_encoded_again(qwen2_vl_model, tmp_path, caplog):

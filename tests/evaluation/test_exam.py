@@ -1,6 +1,7 @@
 """`tunesmith eval`: the bundled tiny exam is scored per subject and category; a tiny model trained on the exam's
-answers scores far above chance, the same whether it is given as an output dir or as base + adapter; the MMLU,
-C-Eval and CMMLU layouts are read; bad exam folders fail naming the file and row."""
+answers scores far above chance, the same whether it is given as an output dir or as base + adapter; a
+vision-language model is examined on the text questions; the MMLU, C-Eval and CMMLU layouts are read; bad exam
+folders fail naming the file and row."""
 
 from __future__ import annotations
 
@@ -30,6 +31,16 @@ def test_bundled_exam_is_scored_per_subject_and_category(qwen2_model, tmp_path, 
     answers = json.loads((save / "results.json").read_text())
     assert all(set(a.values()) <= set("ABCD") and len(a) == 6 for a in answers.values())
     assert "Average" in capsys.readouterr().out and (save / "results.log").is_file()
+
+
+def test_a_vision_language_model_is_examined_on_the_text_questions(qwen2_vl_model, tmp_path):
+    """Exams are text: a vision-language model answers them as a language model, no image involved."""
+    save = tmp_path / "scores"
+    assert main(["eval", str(qwen2_vl_model), "task=tiny_mmlu_test", f"task_dir={EXAMS}", "n_shot=1", "batch_size=6",
+                 f"save_dir={save}"]) == 0
+    answers = json.loads((save / "results.json").read_text())
+    assert sorted(answers) == ["arithmetic", "colors", "world_capitals"]
+    assert all(set(a.values()) <= set("ABCD") and len(a) == 6 for a in answers.values())
 
 
 def test_output_dir_and_base_plus_adapter_score_alike(lora_run, qwen2_model, tmp_path):

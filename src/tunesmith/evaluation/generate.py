@@ -1,10 +1,12 @@
 """Batched generation for prediction: prompts sorted by length (little padding), left-padded so every prompt
 ends where generation starts, one `generate` per batch with the KV cache; each reply ends at the first stop
-token (eos, the template's end-of-turn tokens), which is not part of it."""
+token (eos, the template's end-of-turn tokens), which is not part of it. A vision-language model's batches also
+get their rows' vision inputs (``media_inputs``: evaluation/media.py)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -26,7 +28,9 @@ def reply_ids(row: list[int], stop_ids: set[int], pad_id: int | None) -> tuple[l
 
 
 def generate_batched(model, prompts: list[list[int]], generation_config, batch_size: int, pad_id: int,
-                     stop_ids: list[int], device=None, progress: bool = False) -> Generated:
+                     stop_ids: list[int], device=None, progress: bool = False,
+                     media_inputs: Callable[[list[int], int], dict] | None = None) -> Generated:
+    """``media_inputs(indices, width)``: extra model inputs of the batch of those prompts (in row order)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -42,10 +46,11 @@ def generate_batched(model, prompts: list[list[int]], generation_config, batch_s
         for row, i in enumerate(batch):
             ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
             mask[row, width - len(prompts[i]):] = 1
+        extra = {key: value.to(device) for key, value in (media_inputs(batch, width) if media_inputs else {}).items()}
         start = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                 generation_config=generation_config)
+                                 generation_config=generation_config, **extra)
         if device is not None and torch.device(device).type == "cuda":
             torch.cuda.synchronize(device)
         seconds += time.perf_counter() - start

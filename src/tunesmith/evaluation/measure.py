@@ -1,7 +1,8 @@
 """`do_eval` on a model: the evaluation loss, perplexity, `compute_accuracy`'s token accuracy and the
 special-token precision / recall / F1 that training reports at its evaluations, over the same examples and
 computed the same way (eval_loss: each batch's mean over its trained tokens, averaged over the batches weighted by
-their example counts, as transformers' Trainer averages it)."""
+their example counts, as transformers' Trainer averages it). A vision-language model's batches carry their
+images' and videos' vision inputs, as training's evaluation batches do (data/collate_media.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ..train.token_metrics import special_token_f1, token_accuracy
 from ..train.token_training import monitored_tokens
 from ..types import IGNORE_INDEX
 from .data import evaluation_examples
+from .media import evaluation_media
 
 logger = logging.getLogger(__name__)
 RESULTS = "eval_results.json"
@@ -33,10 +35,15 @@ def measure(cfg: Config, loaded, output_dir: str | Path, kind_name: str) -> dict
     import torch.nn.functional as F
 
     tokenizer, model = loaded.tokenizer, loaded.model
-    examples = evaluation_examples(cfg, kind_name, tokenizer, loaded.template)
+    media = evaluation_media(cfg, loaded)
+    examples = evaluation_examples(cfg, kind_name, tokenizer, loaded.template, media=media)
     special = monitored(cfg, tokenizer, loaded.source.card)
     size = cfg.training.get("per_device_eval_batch_size", 8)
     collate = Collator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+    if media is not None:
+        from ..data.collate_media import MediaCollator
+
+        collate = MediaCollator(collate, media)
     device = next(model.parameters()).device
     loss_sum, counted, preds, labels = 0.0, 0, [], []
     with torch.inference_mode():

@@ -16,6 +16,7 @@ from ..config.schema import Config
 from ..model.generation import generation_config
 from .data import prompts_and_replies
 from .generate import generate_batched
+from .media import evaluation_media, generation_media
 from .nlg import require_nlg_packages, similarity
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ def predict(cfg: Config, loaded, output_dir: str | Path, batch_size: int | None 
 
     require_nlg_packages()
     tokenizer, model = loaded.tokenizer, loaded.model
-    examples = prompts_and_replies(cfg, tokenizer, loaded.template)
+    media = evaluation_media(cfg, loaded)
+    examples = prompts_and_replies(cfg, tokenizer, loaded.template, media)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else loaded.stop_ids[0]
     config = predict_generation_config(cfg, loaded.stop_ids, pad_id)
     size = batch_size or cfg.training.get("per_device_eval_batch_size", 8)
@@ -48,7 +50,8 @@ def predict(cfg: Config, loaded, output_dir: str | Path, batch_size: int | None 
     set_seed(cfg.training.get("seed", 42))
     start = time.perf_counter()
     out = generate_batched(model, [e.prompt for e in examples], config, size, pad_id, loaded.stop_ids,
-                           progress=not cfg.training.get("disable_tqdm", False))
+                           progress=not cfg.training.get("disable_tqdm", False),
+                           media_inputs=generation_media(media, examples) if media is not None else None)
     runtime = time.perf_counter() - start
     skip = cfg.generating.skip_special_tokens
     rows = [{"prompt": tokenizer.decode(e.prompt, skip_special_tokens=False),
