@@ -1,6 +1,7 @@
 """do_eval and do_predict on vision-language models: the evaluation loss of a base model, a run dir or base +
 adapter equals the loss the training run's own evaluation logged on the same images; batched left-padded greedy
-prediction over images of different sizes (and a text-only row) equals predicting each example alone; a tiny
+prediction over images of different sizes, videos and a text-only row equals predicting each example alone
+(Qwen2-VL and Qwen3-VL); a tiny
 model fully fine-tuned to name a square's colour predicts every colour (BLEU-4 = 100); media rows given to a
 text model, and an image in the reply to predict, fail naming the row."""
 
@@ -22,7 +23,7 @@ from tunesmith.train.run import run_training
 REPO = Path(__file__).resolve().parents[2]
 QUESTION = "What color is this?"
 COLOURS = {"red": (220, 20, 20), "blue": (20, 20, 220)}
-SHAREGPT = {"formatting": "sharegpt", "columns": {"messages": "messages", "images": "images"},
+SHAREGPT = {"formatting": "sharegpt", "columns": {"messages": "messages", "images": "images", "videos": "videos"},
             "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}
 
 
@@ -38,9 +39,9 @@ def dataset(root: Path, name: str, rows: list[dict]) -> Path:
     return data
 
 
-def ask(content: str, reply: str, *images: str) -> dict:
+def ask(content: str, reply: str, *images: str, videos: tuple = ()) -> dict:
     return {"messages": [{"role": "user", "content": content}, {"role": "assistant", "content": reply}],
-            "images": list(images)}
+            "images": list(images), "videos": list(videos)}
 
 
 def config(**keys):
@@ -96,31 +97,35 @@ def predictions(folder: Path) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
-def test_batched_prediction_with_images_equals_predicting_each_alone(qwen2_vl_model, tmp_path):
-    model = sharpened(qwen2_vl_model, tmp_path / "sharp")
+@pytest.mark.parametrize("family,template", [("qwen2_vl", "qwen2_vl"), ("qwen3_vl", "qwen3_vl_nothink")])
+def test_batched_prediction_with_media_equals_predicting_each_alone(family, template, request, tmp_path):
+    model = sharpened(request.getfixturevalue(f"{family}_model"), tmp_path / "sharp")
     images = tmp_path / "data" / "img"
     images.mkdir(parents=True)
-    Image.new("RGB", (56, 56), COLOURS["red"]).save(images / "red.png")
-    Image.new("RGB", (56, 56), COLOURS["blue"]).save(images / "blue.png")
-    Image.linear_gradient("L").resize((112, 56)).convert("RGB").save(images / "wide.png")  # 2x the tokens
+    Image.new("RGB", (64, 64), COLOURS["red"]).save(images / "red.png")
+    Image.new("RGB", (64, 64), COLOURS["blue"]).save(images / "blue.png")
+    Image.linear_gradient("L").resize((128, 64)).convert("RGB").save(images / "wide.png")  # more tokens
     rows = [ask(f"<image>{QUESTION}", "red", "img/red.png"), ask("Name the colour.", "none"),
             ask(f"<image>{QUESTION}", "blue", "img/blue.png"), ask("Compare <image> and <image>.", "a gradient",
                                                                    "img/wide.png", "mllm_demo_data/2.jpg"),
-            ask(f"<image>{QUESTION}", "grey", "img/wide.png")]
+            ask(f"<image>{QUESTION}", "grey", "img/wide.png"),
+            ask("<video>Where does the ball go?", "right", videos=("mllm_demo_data/1.mp4",)),
+            ask("<image> then <video>?", "both", "img/red.png", videos=("mllm_demo_data/3.mp4",))]
     data = dataset(tmp_path, "shown", rows)
     keys = {"model_name_or_path": str(model), "stage": "sft", "do_predict": True, "predict_with_generate": True,
-            "eval_dataset": "shown", "dataset_dir": str(data), "template": "qwen2_vl", "cutoff_len": 512,
+            "eval_dataset": "shown", "dataset_dir": str(data), "template": template, "cutoff_len": 1024,
             "do_sample": False, "max_new_tokens": 6, "report_to": "none", "disable_tqdm": True}
-    for size in (5, 1):  # one batch of all five (images of three sizes, two images, none), then one by one
+    for size in (7, 1):  # one batch of all (images of three sizes, two images, none, videos), then one by one
         assert main(["train", *(f"{k}={v}" for k, v in keys.items()), f"per_device_eval_batch_size={size}",
                      f"output_dir={tmp_path / f'batch{size}'}"]) == 0
-    batched, alone = predictions(tmp_path / "batch5"), predictions(tmp_path / "batch1")
+    batched, alone = predictions(tmp_path / "batch7"), predictions(tmp_path / "batch1")
     assert [r["predict"] for r in batched] == [r["predict"] for r in alone]
     assert [r["label"] for r in batched] == [row["messages"][-1]["content"] for row in rows]
     pads = [r["prompt"].count("<|image_pad|>") for r in batched]
-    assert pads[:3] == [4, 0, 4] and pads[4] == 8 and pads[3] > 8  # 56x56 and 112x56 pixels, merged 2x2
+    assert pads[1] == pads[5] == 0 and pads[0] == pads[2] == pads[6] > 0 and pads[0] < pads[4] < pads[3]
+    assert [r["prompt"].count("<|video_pad|>") > 0 for r in batched] == [False] * 5 + [True] * 2
     assert batched[0]["predict"] != batched[2]["predict"]  # the image decides the reply
-    assert json.loads((tmp_path / "batch5" / "predict_results.json").read_text())["predict_batch_size"] == 5
+    assert json.loads((tmp_path / "batch7" / "predict_results.json").read_text())["predict_batch_size"] == 7
 
 
 def test_a_model_trained_on_colours_predicts_them(qwen2_vl_model, tmp_path):
