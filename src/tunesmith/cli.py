@@ -112,7 +112,8 @@ def _model_config(argv: list[str], purpose: str, usage: str):
     return cfg
 
 
-CHAT_USAGE = "tunesmith chat cfg.yaml|OUTPUT_DIR [key=value ...] [--query TEXT] [--image PATH ...]"
+CHAT_USAGE = ("tunesmith chat cfg.yaml|OUTPUT_DIR [key=value ...] [--query TEXT] [--image PATH ...] "
+              "[--video PATH ...]")
 API_USAGE = ("tunesmith api cfg.yaml|OUTPUT_DIR [key=value ...] [--host HOST] [--port PORT] [--api-key KEY] "
              "[--media-dir DIR ...] [--allow-remote-media]")
 EXPORT_USAGE = "tunesmith export cfg.yaml|OUTPUT_DIR [export_dir=DIR] [export_size=GB] [key=value ...]"
@@ -123,15 +124,18 @@ def cmd_chat(argv: list[str]) -> int:
     images = []
     while (image := _take_option(argv, "--image", CHAT_USAGE)) is not None:
         images.append(image)
+    videos = []
+    while (video := _take_option(argv, "--video", CHAT_USAGE)) is not None:
+        videos.append(video)
     cfg = _model_config(argv, "infer", CHAT_USAGE)
     from .infer.chat import chat_loop, chat_once
     from .infer.backends import create_engine
 
     engine = create_engine(cfg)
     if query is not None:
-        chat_once(engine, query, images=images)
+        chat_once(engine, query, images=images, videos=videos)
         return 0
-    return chat_loop(engine, images=images)
+    return chat_loop(engine, images=images, videos=videos)
 
 
 def cmd_api(argv: list[str]) -> int:
@@ -283,15 +287,18 @@ HELP: dict[str, tuple[str, str, tuple[str, ...], str | None, bool]] = {
               "--image PATH  a vision-language model (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): attach an image file to the",
               "              query, or to the first message (repeatable). In the chat, `/image PATH` attaches one",
               "              to the next message; each `<image>` in a message marks where its next image goes",
-              "              (none: the images go in front of the text)"), "CHAT_SECTIONS", False),
+              "              (none: the images go in front of the text)",
+              "--video PATH  the same for a video file (repeatable): `/video PATH` in the chat, `<video>` marks",
+              "              where it goes"),
+              "CHAT_SECTIONS", False),
     "api": (API_USAGE, "Serve an OpenAI-compatible API (/v1/chat/completions, /v1/models). OUTPUT_DIR alone stands "
                        "for model_name_or_path=OUTPUT_DIR.",
             ("--host HOST, --port PORT, --api-key KEY, --model-name NAME",
              "             set api_host, api_port, api_key, api_model_name",
-             "--media-dir DIR       image_url parts may name local files under DIR (repeatable; env",
-             "                      API_MEDIA_DIR; default: no local files). data:image/...;base64, URLs are",
-             "                      always read (vision-language models)",
-             "--allow-remote-media  fetch http(s) image URLs from public addresses (env",
+             "--media-dir DIR       image_url and video_url parts may name local files under DIR (repeatable;",
+             "                      env API_MEDIA_DIR; default: no local files). data:image/...;base64, and",
+             "                      data:video/...;base64, URLs are always read (vision-language models)",
+             "--allow-remote-media  fetch http(s) image and video URLs from public addresses (env",
              "                      API_ALLOW_REMOTE_MEDIA=1; default off)"), "API_SECTIONS", False),
     "export": (EXPORT_USAGE, "Merge adapters into the base model and write a plain transformers model with its "
                              "tokenizer and generation config. OUTPUT_DIR alone stands for "

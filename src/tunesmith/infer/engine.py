@@ -59,7 +59,7 @@ class Sampling:
 
 
 class Prompt(list):
-    """A prompt's token ids (a list of ints) and, when it has images, their model inputs in ``media``
+    """A prompt's token ids (a list of ints) and, when it has images or videos, their model inputs in ``media``
     (infer/vision.py's PromptMedia); a plain list of ids is a text prompt."""
 
     def __init__(self, ids=(), media=None):
@@ -90,17 +90,18 @@ def text_problem(text: str) -> str | None:
 
 def to_conversation(messages: list[dict], for_reply: bool = True, tools: list[dict] | None = None,
                     call_words: tuple[str, str] = ("<tool_call>", "</tool_call>"),
-                    image_mark: str = "<image>") -> Conversation:
+                    image_mark: str = "<image>", video_mark: str = "<video>") -> Conversation:
     """OpenAI-style messages -> Conversation. System/developer messages must come first; ``for_reply``: the
     last message is the user's (or a tool result) that the reply answers. An assistant message with
     ``tool_calls`` becomes a function message (its text, if any, in front of the calls inside ``call_words``);
     ``tools`` (OpenAI tool schemas) go to the template, which writes them into the system prompt.
 
-    A user message may carry ``images`` (a list): each ``image_mark`` in its text stands for the next one; a
-    message whose text has none gets one per image in front of its text (as LLaMA-Factory's chat does)."""
+    A user message may carry ``images`` and ``videos`` (lists): each ``image_mark`` (``video_mark``) in its text
+    stands for the next image (video); a message whose text has none of a kind gets one per item of that kind in
+    front of its text, videos before images (as LLaMA-Factory's chat puts them)."""
     if not messages:
         raise InvalidRequest("`messages` must hold at least one message", "messages")
-    system_parts, turns, images = [], [], []
+    system_parts, turns, images, videos = [], [], [], []
     for i, message in enumerate(messages):
         role, content = message.get("role"), message.get("content")
         calls = message.get("tool_calls") or None
@@ -112,11 +113,12 @@ def to_conversation(messages: list[dict], for_reply: bool = True, tools: list[di
             raise InvalidRequest(f"messages[{i}].content must be text", f"messages.{i}.content")
         if (problem := text_problem(content)) is not None:
             raise InvalidRequest(f"messages[{i}].content {problem}", f"messages.{i}.content")
-        if message.get("images"):
-            if not isinstance(message["images"], (list, tuple)):
-                raise InvalidRequest(f"messages[{i}].images must be a list of images", f"messages.{i}.images")
-            content = _place_images(i, role, content, message["images"], image_mark)
-            images.extend(message["images"])
+        for key, mark, found in (("images", image_mark, images), ("videos", video_mark, videos)):
+            if message.get(key):
+                if not isinstance(message[key], (list, tuple)):
+                    raise InvalidRequest(f"messages[{i}].{key} must be a list of {key}", f"messages.{i}.{key}")
+                content = _place_media(i, role, content, message[key], mark, key[:-1])
+                found.extend(message[key])
         if role in ("system", "developer"):
             if turns:
                 raise InvalidRequest(f"messages[{i}]: a {role} message must come before the conversation",
@@ -135,20 +137,21 @@ def to_conversation(messages: list[dict], for_reply: bool = True, tools: list[di
         raise InvalidRequest("the last message must be the user's (or a tool result), not the assistant's",
                              f"messages.{len(messages) - 1}.role")
     tools_json = json.dumps(tools, ensure_ascii=False) if tools else ""
-    return Conversation(tuple(turns), system="\n".join(system_parts), tools=tools_json, images=tuple(images))
+    return Conversation(tuple(turns), system="\n".join(system_parts), tools=tools_json, images=tuple(images),
+                        videos=tuple(videos))
 
 
-def _place_images(i: int, role: str, content: str, images: list, mark: str) -> str:
-    """A user message's text with a placeholder for each of its images."""
+def _place_media(i: int, role: str, content: str, items: list, mark: str, kind: str) -> str:
+    """A user message's text with a placeholder for each of its images (``kind`` image) or videos."""
     if role != "user":
-        raise InvalidRequest(f"messages[{i}]: only user messages carry images, not {role} messages",
+        raise InvalidRequest(f"messages[{i}]: only user messages carry images and videos, not {role} messages",
                              f"messages.{i}.content")
     found = content.count(mark)
     if found == 0:
-        return mark * len(images) + content
-    if found != len(images):
-        raise InvalidRequest(f"messages[{i}] holds {found} `{mark}` placeholder(s) but {len(images)} image(s): each "
-                             "placeholder stands for one image, in order (or give none: one per image is put in "
+        return mark * len(items) + content
+    if found != len(items):
+        raise InvalidRequest(f"messages[{i}] holds {found} `{mark}` placeholder(s) but {len(items)} {kind}(s): each "
+                             f"placeholder stands for one {kind}, in order (or give none: one per {kind} is put in "
                              "front of the text)", f"messages.{i}.content")
     return content
 
@@ -194,21 +197,24 @@ class Engine:
 
     # -- prompts ----------------------------------------------------------------------------------------
     def image_refusal(self) -> str:
-        """Why this engine takes no images."""
-        return "this model reads text only (it is not a vision-language model), so it cannot take images"
+        """Why this engine takes no images or videos."""
+        return "this model reads text only (it is not a vision-language model), so it cannot take images or videos"
 
     def prompt_ids(self, messages: list[dict], tools: list[dict] | None = None) -> Prompt:
-        """The prompt's token ids, with the model inputs of its images (InvalidRequest for a bad request)."""
-        mark = self.vision.image_mark if self.vision is not None else "<image>"
-        conv = to_conversation(messages, tools=tools, call_words=self.template.tool_call_words, image_mark=mark)
-        if conv.images and self.vision is None:
+        """The prompt's token ids, with the model inputs of its images and videos (InvalidRequest for a bad
+        request)."""
+        marks = (self.vision.image_mark, self.vision.video_mark) if self.vision is not None else ("<image>", "<video>")
+        conv = to_conversation(messages, tools=tools, call_words=self.template.tool_call_words, image_mark=marks[0],
+                               video_mark=marks[1])
+        if conv.has_media and self.vision is None:
             raise InvalidRequest(self.image_refusal(), "messages")
-        if self.vision is not None and (conv.images or any(mark in m.content for m in conv.messages)):
+        if self.vision is not None and (conv.has_media or any(mark in m.content for m in conv.messages
+                                                              for mark in marks)):
             conv = self.vision.expand(conv)
         tok = self.tokenizer
         text = self.template.generation_prompt(conv, tok.bos_token or "", tok.eos_token or "", self.default_system)
         ids = tok.encode(text, add_special_tokens=False)
-        return Prompt(ids, self.vision.inputs(conv, ids) if conv.images else None)
+        return Prompt(ids, self.vision.inputs(conv, ids) if conv.has_media else None)
 
     def tool_calls(self, text: str) -> ParsedReply | None:
         """The tool calls a reply makes, in the template's tool format, or None (the reply is text)."""

@@ -7,9 +7,11 @@ token, stop strings, token budget, or its client cancelling): a finished row onl
 the batch ends when every row has. Requests with a seed or beam search run alone, so a seed repeats its reply
 exactly. A row's output is decoded and streamed as it is generated, as for a single request.
 
-Requests with images (a vision-language model) batch like text: the batch's pixel_values and image_grid_thw are
-the rows' own, concatenated in row order, and each row's mm_token_type_ids sit under its left-padded tokens (0 on
-padding and text rows), so transformers computes each row's 3-D rope positions from its own tokens and grids.
+Requests with images or videos (a vision-language model) batch like text: each of the batch's vision inputs
+(pixel_values and image_grid_thw, pixel_values_videos, video_grid_thw and second_per_grid_ts) is the rows' own,
+concatenated in row order over the rows that have it, and each row's mm_token_type_ids sit under its left-padded
+tokens (0 on padding and text rows), so transformers computes each row's 3-D rope positions from its own tokens
+and grids.
 """
 
 from __future__ import annotations
@@ -178,14 +180,15 @@ class HuggingFaceEngine(Engine):
 
 
 def _vision_inputs(jobs: list[_Job], width: int) -> dict:
-    """The batch's image inputs: each row's pixel values and grids in row order, and mm_token_type_ids under the
-    left-padded prompts (empty when no row has an image)."""
+    """The batch's vision inputs: each row's pixel values and grids (of images, of videos) in row order, and
+    mm_token_type_ids under the left-padded prompts (empty when no row has an image or a video)."""
     import torch
 
     rows = [job for job in jobs if job.media is not None]
     if not rows:
         return {}
-    out = {key: torch.cat([job.media.features[key] for job in rows]) for key in rows[0].media.features}
+    keys = dict.fromkeys(key for job in rows for key in job.media.features)  # a row may have images only
+    out = {key: torch.cat([job.media.features[key] for job in rows if key in job.media.features]) for key in keys}
     types = torch.zeros((len(jobs), width), dtype=torch.long)
     for row, job in enumerate(jobs):
         if job.media is not None:

@@ -1,14 +1,16 @@
-"""Images in chat and api requests for a vision-language model (Qwen2-VL, Qwen2.5-VL, Qwen3-VL).
+"""Images and videos in chat and api requests for a vision-language model (Qwen2-VL, Qwen2.5-VL, Qwen3-VL).
 
-A request's images ride on its messages (``{"role": "user", "content": "...", "images": [...]}``, each image a
-path, bytes, a ``{"path"|"bytes"}`` dict or a PIL image). The prompt is built as training builds it: each
-``<image>`` placeholder is replaced by the model's vision tokens through the family's plugin
-(data/media/plugin.py, the template's ``mm_plugin``, else the model family's), with the media keys of the config
-(image_max_pixels, image_min_pixels), and the prompt then renders through the training template. Generation
-gets the plugin's pixel_values and image_grid_thw and the prompt's ``mm_token_type_ids`` (1 at image tokens);
-transformers' generate computes the prompt's 3-D rope positions from them, extends the type ids with zeros
-(text) for every generated token and places each one a position after the last (as a full forward pass over
-prompt + reply would: tests/infer/test_vision_chat.py checks the step scores against one).
+A request's media ride on its messages (``{"role": "user", "content": "...", "images": [...], "videos": [...]}``;
+an image is a path, bytes, a ``{"path"|"bytes"}`` dict or a PIL image, a video a file path or a list of frame
+images). The prompt is built as training builds it: each ``<image>`` / ``<video>`` placeholder is replaced by the
+model's vision tokens through the family's plugin (data/media/plugin.py, the template's ``mm_plugin``, else the
+model family's; Qwen3-VL writes a timestamp before each temporal patch of a video), with the media keys of the
+config (image_max_pixels, video_max_pixels, video_fps, video_maxlen, ...), and the prompt then renders through
+the training template. Generation gets the plugin's pixel_values and image_grid_thw, pixel_values_videos and
+video_grid_thw (and second_per_grid_ts for Qwen2.5-VL), and the prompt's ``mm_token_type_ids`` (1 at image
+tokens, 2 at video tokens); transformers' generate computes the prompt's 3-D rope positions from them, extends
+the type ids with zeros (text) for every generated token and places each one a position after the last (as a
+full forward pass over prompt + reply would: tests/infer/test_vision_chat.py checks the step scores against one).
 
 The processor files come from the model folder, else from the base model a run card names (a full fine-tune's
 output dir holds weights and tokenizer, the processor settings stay the base model's).
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from ..config.errors import ConfigError
 from ..config.schema import Config
-from ..data.media.files import MediaError, image_size
+from ..data.media.files import MediaError, image_size, probe_video
 from ..data.media.plugin import get_plugin
 from ..data.media.settings import MediaSettings
 from ..model.processor import VL_FAMILIES, load_processor, model_type_of
@@ -37,10 +39,10 @@ FAMILY_PLUGINS = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "qwen3_vl": 
 
 @dataclass(frozen=True)
 class PromptMedia:
-    """The model inputs of a prompt's images, beside its token ids."""
+    """The model inputs of a prompt's images and videos, beside its token ids."""
 
-    features: dict  # pixel_values, image_grid_thw (tensors, in the order of the prompt's images)
-    token_types: list[int]  # mm_token_type_ids of the prompt: 1 at image tokens, 0 elsewhere
+    features: dict  # pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw, ... (tensors, in order)
+    token_types: list[int]  # mm_token_type_ids of the prompt: 1 at image tokens, 2 at video tokens, 0 elsewhere
 
 
 def processor_dir(source: ModelSource) -> str | None:
@@ -62,7 +64,7 @@ def processor_dir(source: ModelSource) -> str | None:
 
 
 class VisionInputs:
-    """Expands a conversation's images into vision tokens and builds their model inputs."""
+    """Expands a conversation's images and videos into vision tokens and builds their model inputs."""
 
     def __init__(self, plugin, model_type: str, folder: str):
         self.plugin = plugin
@@ -73,29 +75,35 @@ class VisionInputs:
     def image_mark(self) -> str:
         return self.plugin.image_placeholder
 
+    @property
+    def video_mark(self) -> str:
+        return self.plugin.video_placeholder
+
     def expand(self, conv: Conversation) -> Conversation:
-        """``conv`` with each placeholder replaced by its image's vision tokens (InvalidRequest when the
-        placeholders and images do not pair up, or an image cannot be read)."""
+        """``conv`` with each placeholder replaced by its image's or video's vision tokens (InvalidRequest when
+        the placeholders and media do not pair up, or a file cannot be read)."""
         try:
-            texts = self.plugin.expand([m.content for m in conv.messages], list(conv.images), [], None)
+            texts = self.plugin.expand([m.content for m in conv.messages], list(conv.images), list(conv.videos), None)
         except MediaError as err:
-            raise InvalidRequest(f"{err}; images are given with the messages (an image_url part in the API, "
-                                 "/image PATH or --image PATH in chat)", "messages") from None
+            raise InvalidRequest(f"{err}; images and videos are given with the messages (image_url and video_url "
+                                 "parts in the API, /image PATH, /video PATH, --image PATH or --video PATH in chat)",
+                                 "messages") from None
         return replace(conv, messages=tuple(Message(m.role, t) for m, t in zip(conv.messages, texts)))
 
     def inputs(self, conv: Conversation, ids: list[int]) -> PromptMedia:
-        """pixel_values, image_grid_thw and mm_token_type_ids for a prompt's token ids."""
+        """The media's model inputs and mm_token_type_ids for a prompt's token ids."""
         try:
-            features = self.plugin.features(list(conv.images), [], None)
+            features = self.plugin.features(list(conv.images), list(conv.videos), None)
         except MediaError as err:
             raise InvalidRequest(str(err), "messages") from None
         types = self.plugin.token_types(ids)
         merge = self.plugin.processor.image_processor.merge_size
-        expected = int(features["image_grid_thw"].prod(-1).sum()) // merge ** 2 if conv.images else 0
-        if sum(1 for t in types if t) != expected:
-            raise InvalidRequest(f"the messages hold the vision token {self.plugin.processor.image_token} (or "
-                                 f"{self.plugin.processor.video_token}) as text; only `{self.image_mark}` "
-                                 "placeholders may stand for images", "messages")
+        for kind, grids in ((1, "image_grid_thw"), (2, "video_grid_thw")):
+            expected = int(features[grids].prod(-1).sum()) // merge ** 2 if grids in features else 0
+            if types.count(kind) != expected:
+                raise InvalidRequest(f"the messages hold the vision token {self.plugin.processor.image_token} (or "
+                                     f"{self.plugin.processor.video_token}) as text; only `{self.image_mark}` and "
+                                     f"`{self.video_mark}` placeholders may stand for images and videos", "messages")
         return PromptMedia(features, types)
 
 
@@ -108,7 +116,7 @@ def load_vision(cfg: Config, source: ModelSource, tokenizer, template) -> Vision
     plugin_name = getattr(template, "mm_plugin", "") or FAMILY_PLUGINS[family]
     processor = load_processor(folder, tokenizer)
     plugin = get_plugin(plugin_name, processor, MediaSettings.from_mapping(cfg.media))
-    logger.info("Vision-language model (%s): images expand through the %s plugin, processor settings from %s",
+    logger.info("Vision-language model (%s): images and videos expand through the %s plugin, processor settings from %s",
                 family, plugin_name, folder)
     return VisionInputs(plugin, family, folder)
 
@@ -117,6 +125,16 @@ def image_problem(item) -> str | None:
     """Why ``item`` (a path, bytes, a {"path"|"bytes"} dict, a PIL image) cannot be read as an image, or None."""
     try:
         image_size(item)
+    except MediaError as err:
+        return str(err)
+    return None
+
+
+def video_problem(vision: VisionInputs, item) -> str | None:
+    """Why ``item`` (a video file path or a list of frames) cannot be read as a video by this model's plugin, or
+    None (its container metadata is read; frames are decoded when the prompt's inputs are built)."""
+    try:
+        probe_video(item, None, vision.plugin.settings)
     except MediaError as err:
         return str(err)
     return None

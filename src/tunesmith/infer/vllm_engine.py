@@ -61,7 +61,7 @@ class VllmEngine(Engine):
         self.lock = threading.Lock()
 
     def image_refusal(self) -> str:
-        return ("the vllm backend serves text prompts here; serve a vision-language model's images with "
+        return ("the vllm backend serves text prompts here; serve a vision-language model's images and videos with "
                 "`infer_backend: huggingface`")
 
     def generate(self, prompt_ids: list[int], options: Sampling, on_text: Callable[[str], None] | None = None,
