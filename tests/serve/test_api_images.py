@@ -96,7 +96,7 @@ def test_local_files_only_under_the_media_dir(server, engine, images, tmp_path):
     outside = tmp_path / "blue.png"
     outside.write_bytes(images["blue"].read_bytes())
     error = refused(post(server, ask(str(outside))))
-    assert "is outside the folders this server reads images from" in error["message"]
+    assert "is outside the folders this server reads images and videos from" in error["message"]
     assert error["param"] == "messages.0.content.1.image_url.url"
     link = red.parent / "link.png"  # a link inside the folder to a file outside it
     link.symlink_to(outside)

@@ -3,10 +3,10 @@
 Neither prompt building nor generation runs on the event loop: a request's prompt is built and tokenized on
 a small pool of prompt threads (a huge prompt holds up no one else), then becomes a job for the engine: the
 Hugging Face engine generates waiting jobs together in batches (hf_engine.py), an engine that does not batch
-serves them one at a time in arrival order, so concurrent requests all get answered. Images (`image_url` content
-parts, for a vision-language model) are read on the prompt threads too (serve/media.py says which URLs are
-allowed). A streamed reply's text crosses from
-that thread to the loop through an asyncio queue; when the client goes away, the job is cancelled (it
+serves them one at a time in arrival order, so concurrent requests all get answered. Images and videos
+(`image_url` and `video_url` content parts, for a vision-language model) are read on the prompt threads too
+(serve/media.py says which URLs are allowed; a video is written to a temporary file that lives while its prompt
+is built). A streamed reply's text crosses from that thread to the loop through an asyncio queue; when the client goes away, the job is cancelled (it
 stops at the next token, or never starts) and the queue moves on. Bad requests get a 4xx with an
 OpenAI-style error body; a body over the size limit gets a 413 before it is parsed.
 """
@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import secrets
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..infer.engine import Engine, InvalidRequest, Reply, Sampling
-from ..infer.vision import image_problem
-from .media import read_image_url
+from ..infer.vision import image_problem, video_problem
+from .media import read_media_url
 from .protocol import (AssistantMessage, ChatCompletion, ChatCompletionRequest, Choice, ErrorResponse, FunctionCall,
                        ModelCard, ModelList, ToolCallOut, Usage, completion_id)
 from .settings import ApiSettings, exposure_warning
@@ -72,7 +74,8 @@ class GenerationQueue:
                       **overrides) -> tuple[list[int], Sampling]:
         """The prompt's token ids and the request's decoding options (InvalidRequest for a bad request)."""
         def build() -> tuple[list[int], Sampling]:
-            prompt_ids = self.engine.prompt_ids(with_images(self.engine, messages, self.settings), tools)
+            with tempfile.TemporaryDirectory(prefix="tunesmith-media-") as folder:  # the prompt reads its videos
+                prompt_ids = self.engine.prompt_ids(with_media(self.engine, messages, self.settings, folder), tools)
             return prompt_ids, self.engine.sampling(len(prompt_ids), **overrides)
 
         return await asyncio.get_running_loop().run_in_executor(self.prompts, build)
@@ -146,24 +149,34 @@ def _validation_message(err: RequestValidationError) -> tuple[str, str | None]:
     return (f"{param}: {message}" if param else message), param
 
 
-def with_images(engine: Engine, messages: list[dict], settings: ApiSettings) -> list[dict]:
-    """The messages with their image parts' URLs read into image bytes (InvalidRequest naming the part when an
-    image is refused or unreadable, or the model takes no images)."""
-    if not any(message.get("image_urls") for message in messages):
+def with_media(engine: Engine, messages: list[dict], settings: ApiSettings, folder: str) -> list[dict]:
+    """The messages with their image and video parts' URLs read: images into bytes, videos into files under
+    ``folder`` (a video is decoded from a file). InvalidRequest names the part when a medium is refused or
+    unreadable, or the model takes none."""
+    if not any(message.get("image_urls") or message.get("video_urls") for message in messages):
         return messages
     if engine.vision is None:
         raise InvalidRequest(engine.image_refusal(), "messages")
     out = []
     for message in messages:
         message = dict(message)
-        images = []
+        images, videos = [], []
         for url, where in message.pop("image_urls", ()):
-            data = read_image_url(url, settings, where)
+            data = read_media_url(url, settings, where, "image")
             if (problem := image_problem(data)) is not None:
                 raise InvalidRequest(f"{where}: {problem}", f"{where}.image_url.url")
             images.append(data)
+        for url, where in message.pop("video_urls", ()):
+            path = os.path.join(folder, f"video-{len(os.listdir(folder))}")
+            with open(path, "wb") as file:
+                file.write(read_media_url(url, settings, where, "video"))
+            if (problem := video_problem(engine.vision, path)) is not None:
+                raise InvalidRequest(f"{where}: {problem.replace(path, 'the video')}", f"{where}.video_url.url")
+            videos.append(path)
         if images:
             message["images"] = images
+        if videos:
+            message["videos"] = videos
         out.append(message)
     return out
 
@@ -223,9 +236,10 @@ def create_app(engine: Engine, settings: ApiSettings) -> FastAPI:
     async def chat_completions(body: ChatCompletionRequest, request: Request):
         try:  # tokenizing a long prompt takes a while: not on the event loop
             tools = body.offered_tools()
-            mark = engine.vision.image_mark if engine.vision is not None else "<image>"
+            marks = (engine.vision.image_mark, engine.vision.video_mark) if engine.vision is not None else (
+                "<image>", "<video>")
             prompt_ids, options = await jobs.prepare(
-                [m.as_dict(mark, i) for i, m in enumerate(body.messages)], tools, temperature=body.temperature, top_p=body.top_p,
+                [m.as_dict(marks[0], i, marks[1]) for i, m in enumerate(body.messages)], tools, temperature=body.temperature, top_p=body.top_p,
                 max_new_tokens=body.max_completion_tokens or body.max_tokens, stop=tuple(body.stop or ()),
                 seed=body.seed)
         except InvalidRequest as err:

@@ -30,7 +30,20 @@ class ImagePart(BaseModel):
     image_url: ImageUrl
 
 
-ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+class VideoUrl(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: str = Field(description="data:video/<type>;base64,<data>; a local file under the server's --media-dir; "
+                                 "an http(s) URL when the server allows remote media.")
+
+
+class VideoPart(BaseModel):
+    type: Literal["video_url"]
+    video_url: VideoUrl
+
+
+ContentPart = Annotated[TextPart | ImagePart | VideoPart, Field(discriminator="type")]
+PART_KINDS = ("text", "image_url", "video_url")
 
 
 class FunctionCall(BaseModel):
@@ -50,8 +63,9 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = Field(None, description="Text, or a list of text and image_url "
-                                                                       "parts (images: vision-language models).")
+    content: str | list[ContentPart] | None = Field(None, description="Text, or a list of text, image_url and "
+                                                                       "video_url parts (images and videos: "
+                                                                       "vision-language models).")
     tool_calls: list[ToolCallItem] | None = Field(None, description="An assistant message's calls (sent back in "
                                                                     "a conversation that uses tools).")
     tool_call_id: str | None = Field(None, description="A tool message: the call it answers.")
@@ -62,27 +76,29 @@ class ChatMessage(BaseModel):
         if isinstance(value, list):
             for n, part in enumerate(value):
                 kind = part.get("type") if isinstance(part, dict) else None
-                if kind not in ("text", "image_url"):
-                    raise ValueError(f"content part {n} has type {kind!r}; this server reads `text` and `image_url` "
-                                     "parts")
+                if kind not in PART_KINDS:
+                    raise ValueError(f"content part {n} has type {kind!r}; this server reads `text`, `image_url` "
+                                     "and `video_url` parts")
         return value
 
-    def as_dict(self, image_mark: str = "<image>", index: int = 0) -> dict:
-        """The engine's message: an image part becomes ``image_mark`` where it stands, its URL one of
-        ``image_urls`` (with the part's place, ``messages.<index>.content.<n>``, for errors)."""
-        content, urls = self.content, []
+    def as_dict(self, image_mark: str = "<image>", index: int = 0, video_mark: str = "<video>") -> dict:
+        """The engine's message: an image (video) part becomes ``image_mark`` (``video_mark``) where it stands, its
+        URL one of ``image_urls`` (``video_urls``), with the part's place, ``messages.<index>.content.<n>``, for
+        errors."""
+        content, urls = self.content, {"image_urls": [], "video_urls": []}
         if isinstance(content, list):
             pieces = []
             for n, part in enumerate(content):
                 if isinstance(part, ImagePart):
                     pieces.append(image_mark)
-                    urls.append((part.image_url.url, f"messages.{index}.content.{n}"))
+                    urls["image_urls"].append((part.image_url.url, f"messages.{index}.content.{n}"))
+                elif isinstance(part, VideoPart):
+                    pieces.append(video_mark)
+                    urls["video_urls"].append((part.video_url.url, f"messages.{index}.content.{n}"))
                 else:
                     pieces.append(part.text)
             content = "".join(pieces)
-        out = {"role": self.role, "content": content}
-        if urls:
-            out["image_urls"] = urls
+        out = {"role": self.role, "content": content, **{key: found for key, found in urls.items() if found}}
         if self.tool_calls:
             out["tool_calls"] = [call.model_dump() for call in self.tool_calls]
         return out

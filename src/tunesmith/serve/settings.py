@@ -3,7 +3,7 @@ environment variables (API_HOST, API_PORT, API_KEY, API_MODEL_NAME), then defaul
 127.0.0.1 (this machine only); another address without an API key gets a warning when the server starts.
 API_MAX_REQUEST_BYTES bounds a request body (default 4 MiB; 0: no limit).
 
-Images in requests (serve/media.py): data: URLs always; local files only under the folders of `--media-dir`
+Images and videos in requests (serve/media.py): data: URLs always; local files only under the folders of `--media-dir`
 (repeatable; else the config's `api_media_dir`; else API_MEDIA_DIR, folders separated by the system's path
 separator; default none); remote http(s) URLs only with `--allow-remote-media` (or `api_allow_remote_media: true`,
 or API_ALLOW_REMOTE_MEDIA=1; default off)."""
