@@ -12,13 +12,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from tunesmith.cli import main
 from tunesmith.config.load import build_config
 from tunesmith.train.callbacks.log_file import read_log
 from tunesmith.train.run import run_training
+
+from ..infer.test_vision_chat import sharpened  # a tiny VL model whose replies depend on the image
 
 REPO = Path(__file__).resolve().parents[2]
 QUESTION = "What color is this?"
@@ -75,21 +76,6 @@ def test_eval_loss_equals_the_training_runs_own_evaluation(qwen2_vl_model, tmp_p
     assert run_dir["eval_loss"] == pytest.approx(logged[1], abs=2e-3)
     assert adapter["eval_loss"] == pytest.approx(logged[1], abs=2e-3)
     assert base["eval_samples"] == run_dir["eval_samples"] == 6
-
-
-def sharpened(model_dir: Path, out: Path) -> Path:
-    """A copy of a tiny VL model with every weight matrix scaled by 8: its greedy replies depend on the image and
-    on every token's position (a freshly initialised tiny model repeats one token whatever it is shown)."""
-    from transformers import AutoModelForImageTextToText
-
-    shutil.copytree(model_dir, out)
-    model = AutoModelForImageTextToText.from_pretrained(str(model_dir), dtype=torch.float32)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() == 2:
-                param.mul_(8)
-    model.save_pretrained(out)
-    return out
 
 
 def predictions(folder: Path) -> list[dict]:
