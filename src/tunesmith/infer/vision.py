@@ -27,14 +27,14 @@ from ..config.schema import Config
 from ..data.media.files import MediaError, image_size, probe_video
 from ..data.media.plugin import get_plugin
 from ..data.media.settings import MediaSettings
-from ..model.processor import VL_FAMILIES, load_processor, model_type_of
+from ..model.processor import load_processor
+from ..model.vision import COMPOSITE, model_type
 from ..types import Conversation, Message
 from .engine import InvalidRequest
 from .source import ModelSource
 
 logger = logging.getLogger(__name__)
 
-FAMILY_PLUGINS = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl"}
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class PromptMedia:
 def processor_dir(source: ModelSource) -> str | None:
     """The folder whose processor settings serve ``source``: the model's own, else the base model its run card
     names (None: not a vision-language model)."""
-    if model_type_of(source.base) not in VL_FAMILIES:
+    if model_type(source.base) not in COMPOSITE:
         return None
     candidates = [source.base]
     card_base = (source.card or {}).get("base_model")
@@ -57,7 +57,7 @@ def processor_dir(source: ModelSource) -> str | None:
     for folder in candidates:
         if Path(folder, "preprocessor_config.json").is_file():
             return str(folder)
-    raise ConfigError(f"{source.base} is a vision-language model ({model_type_of(source.base)}) without "
+    raise ConfigError(f"{source.base} is a vision-language model ({model_type(source.base)}) without "
                       "preprocessor_config.json (the image processor's settings), and no base model with one is "
                       "recorded; copy preprocessor_config.json (and video_preprocessor_config.json) from the base "
                       "model's folder into it")
@@ -112,8 +112,8 @@ def load_vision(cfg: Config, source: ModelSource, tokenizer, template) -> Vision
     folder = processor_dir(source)
     if folder is None:
         return None
-    family = model_type_of(source.base)
-    plugin_name = getattr(template, "mm_plugin", "") or FAMILY_PLUGINS[family]
+    family = model_type(source.base)
+    plugin_name = getattr(template, "mm_plugin", "") or COMPOSITE[family].family
     processor = load_processor(folder, tokenizer)
     plugin = get_plugin(plugin_name, processor, MediaSettings.from_mapping(cfg.media))
     logger.info("Vision-language model (%s): images and videos expand through the %s plugin, processor settings from %s",

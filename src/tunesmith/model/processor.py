@@ -13,12 +13,10 @@ from typing import Any
 
 from ..config.errors import ConfigError
 from .qwen_video import QwenVideoProcessor, smart_resize_2d
+from .vision import COMPOSITE, model_type as model_type_of, read_json
 
-__all__ = ["VL_FAMILIES", "VisionProcessor", "load_processor", "model_type_of"]
+__all__ = ["VisionProcessor", "load_processor"]
 
-# model_type -> video processing family (Qwen2.5-VL processes video as Qwen2-VL, and also returns the seconds per
-# temporal patch, second_per_grid_ts)
-VL_FAMILIES = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl"}
 _TEXT_MODEL_TYPES = {"qwen2_5_vl_text", "qwen2_vl_text", "qwen3_vl_text"}
 
 
@@ -50,29 +48,16 @@ class VisionProcessor:
         return 1, resized_h // ip.patch_size, resized_w // ip.patch_size
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"{path}: cannot be read as JSON ({err})") from None
-
-
-def model_type_of(path: str | Path) -> str | None:
-    """The checkpoint's `model_type` (config.json), or None where there is no config.json."""
-    config = Path(path) / "config.json"
-    return _read_json(config).get("model_type") if config.is_file() else None
-
-
 def load_processor(path: str | Path, tokenizer: Any = None) -> VisionProcessor | None:
     """The checkpoint's VisionProcessor, or None for a text model. `tokenizer` (e.g. one with added tokens)
     replaces the checkpoint's own. Never imports torchvision."""
     root = Path(path)
     model_type = model_type_of(root)
-    if model_type not in VL_FAMILIES:
+    if model_type not in COMPOSITE:
         has_vision = (root / "preprocessor_config.json").is_file() and model_type not in _TEXT_MODEL_TYPES
         if has_vision and model_type is not None:
             raise ConfigError(f"{root}: vision-language model_type `{model_type}` is not supported; tunesmith "
-                              f"reads images and videos for {', '.join(sorted(VL_FAMILIES))}")
+                              f"reads images and videos for {', '.join(sorted(COMPOSITE))}")
         return None
     image_config = root / "preprocessor_config.json"
     if not image_config.is_file():
@@ -82,8 +67,8 @@ def load_processor(path: str | Path, tokenizer: Any = None) -> VisionProcessor |
 
     image_processor = AutoImageProcessor.from_pretrained(str(root), backend="pil")
     video_config = root / "video_preprocessor_config.json"
-    video_settings = _read_json(video_config if video_config.is_file() else image_config)
-    video_processor = QwenVideoProcessor.from_dict(VL_FAMILIES[model_type], video_settings)
+    video_settings = read_json(video_config if video_config.is_file() else image_config)
+    video_processor = QwenVideoProcessor.from_dict(COMPOSITE[model_type].family, video_settings)
     tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(str(root))
     names = {key: getattr(tokenizer, key, None) for key in ("image_token", "video_token", "vision_start_token",
                                                             "vision_end_token")}
@@ -103,9 +88,6 @@ def copy_processor_files(folder: Path, out: Path) -> None:
     for name in PREPROCESSOR_FILES:
         if not (folder / name).is_file():
             continue
-        try:
-            settings = json.loads((folder / name).read_text(encoding="utf-8"))
-        except ValueError as err:
-            raise ConfigError(f"{folder / name}: cannot be read as JSON ({err})") from None
+        settings = read_json(folder / name)
         settings.pop("chat_template", None)  # an older processor's own template would override the training one
         (out / name).write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -16,29 +16,37 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Parts:
-    """Substrings of parameter / module names, as LLaMA-Factory keys them."""
+    """A vision-language model type: its processing family (the media plugin and video processing it takes), the
+    templates that suit it, and substrings of its parameter / module names, as LLaMA-Factory keys them."""
 
+    family: str  # data/media/plugin.py and model/qwen_video.py: qwen2_vl | qwen3_vl
+    templates: str  # named when a text-only template is given
     vision: tuple[str, ...]
     projector: tuple[str, ...]
     language: tuple[str, ...] = ("language_model", "lm_head")
     lora_conflict: tuple[str, ...] = ("patch_embed",)  # never given LoRA (a Conv3d)
 
 
-_QWEN2 = Parts(vision=("visual.patch_embed", "visual.blocks"), projector=("visual.merger",))
-_QWEN3 = Parts(vision=("visual.pos_embed", "visual.patch_embed", "visual.blocks", "visual.deepstack_merger_list"),
+# Qwen2.5-VL processes media as Qwen2-VL does (and also returns the seconds per temporal patch)
+_QWEN2 = Parts(family="qwen2_vl", templates="qwen2_vl", vision=("visual.patch_embed", "visual.blocks"),
+               projector=("visual.merger",))
+_QWEN3 = Parts(family="qwen3_vl", templates="qwen3_vl / qwen3_vl_nothink",
+               vision=("visual.pos_embed", "visual.patch_embed", "visual.blocks", "visual.deepstack_merger_list"),
                projector=("visual.merger",))
 COMPOSITE: dict[str, Parts] = {"qwen2_vl": _QWEN2, "qwen2_5_vl": _QWEN2, "qwen3_vl": _QWEN3}
-TEMPLATES = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl / qwen3_vl_nothink"}
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path}: cannot be read as JSON ({err})") from None
 
 
 def model_type(path: str | Path) -> str | None:
+    """The checkpoint's `model_type` (config.json), or None where there is no config.json."""
     config = Path(path) / "config.json"
-    if not config.is_file():
-        return None
-    try:
-        return json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError):
-        return None
+    return read_json(config).get("model_type") if config.is_file() else None
 
 
 def is_vision_language(path: str | Path) -> bool:

@@ -52,7 +52,7 @@ def media_context(cfg: Config, template, tokenizer) -> MediaContext | None:
     from ..data.media.settings import MediaSettings
     from ..model.load import model_path
     from ..model.processor import load_processor
-    from ..model.vision import TEMPLATES, is_vision_language, model_type
+    from ..model.vision import COMPOSITE, is_vision_language, model_type
 
     path = model_path(cfg.model)
     if not is_vision_language(path):
@@ -61,7 +61,7 @@ def media_context(cfg: Config, template, tokenizer) -> MediaContext | None:
     if not plugin_name:
         name = template.name if isinstance(template, Template) else "the tokenizer's own chat template"
         raise ConfigError(f"{path} is a vision-language model ({model_type(path)}) but template `{name}` renders text "
-                          f"only: set `template: {TEMPLATES[model_type(path)]}`")
+                          f"only: set `template: {COMPOSITE[model_type(path)].templates}`")
     processor = load_processor(path, tokenizer)
     plugin = get_plugin(plugin_name, processor, MediaSettings.from_mapping(cfg.media))
     return MediaContext(plugin, cfg.media.media_dir or cfg.data.dataset_dir)
