@@ -15,8 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def main() -> None:
     from tunesmith.config.load import load_config
     from tunesmith.stages.registry import get_stage
-    from tunesmith.train.plan import make_plan
-    from tunesmith.train.prepare import prepare
+    from tunesmith.train.prepare import prepare_as_planned
 
     parser = argparse.ArgumentParser()
     parser.add_argument("config")
@@ -25,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config([args.config])
     stage = get_stage(cfg.stage)
-    items = [ex.item() for ex in prepare(cfg, stage, make_plan(cfg, stage)).data.train[:args.pairs]]
+    items = [ex.item() for ex in prepare_as_planned(cfg).data.train[:args.pairs]]
     totals = {}
     for shared in (False, True):
         collate = stage.collator(0, shared_prompt=shared)
