@@ -43,14 +43,18 @@ def test_batch_inputs_follow_the_rows_and_sit_under_left_padded_prompts(plugin, 
                Prompt([text, text]),
                Prompt([text] + [pad] * 8, [str(wide)])]                 # 112x56: 8 tokens
     inputs = generation_media(SimpleNamespace(plugin=plugin, base_dir=None), prompts)
-    batch = inputs([2, 1, 0], 9)  # the batch's rows, longest first as prediction orders them
+    def left_padded(indices: list[int]) -> torch.Tensor:  # as generate_batched lays the rows out (pad id 0)
+        width = max(len(prompts[i].prompt) for i in indices)
+        return torch.tensor([[0] * (width - len(prompts[i].prompt)) + prompts[i].prompt for i in indices])
+
+    batch = inputs([2, 1, 0], left_padded([2, 1, 0]))  # the batch's rows, longest first as prediction orders them
     assert batch["image_grid_thw"].tolist() == [[1, 4, 8], [1, 4, 4]]  # the wide image's row first
     alone = [plugin.features([str(image)], [], None)["pixel_values"] for image in (wide, small)]
     torch.testing.assert_close(batch["pixel_values"], torch.cat(alone))
     assert batch["mm_token_type_ids"].tolist() == [[0] + [1] * 8,
                                                    [0] * 9,
                                                    [0, 0, 0, 0, 1, 1, 1, 1, 0]]
-    assert inputs([1], 2) == {}  # text only: nothing beside the tokens
+    assert inputs([1], left_padded([1])) == {}  # text only: nothing beside the tokens
 
 
 def test_a_text_model_has_no_media_context(tmp_path):

@@ -19,10 +19,14 @@ class MediaCollator:
         images = [image for item in items for image in item.get("images") or ()] * self.repeats
         videos = [video for item in items for video in item.get("videos") or ()] * self.repeats
         if images or videos:
-            import torch
-
             batch.update(self.media.plugin.features(images, videos, self.media.base_dir))
-            # which positions are image (1) or video (2) tokens: the model's 3-D rope positions read them
-            batch["mm_token_type_ids"] = torch.tensor([self.media.plugin.token_types(row)
-                                                       for row in batch["input_ids"].tolist()])
+            batch["mm_token_type_ids"] = token_type_ids(self.media.plugin, batch["input_ids"])
         return batch
+
+
+def token_type_ids(plugin, input_ids):
+    """mm_token_type_ids of a padded (B, T) batch, padded on either side: which positions are image (1) or video
+    (2) tokens, which the model's 3-D rope positions read; padding is text (0)."""
+    import torch
+
+    return torch.tensor([plugin.token_types(row) for row in input_ids.tolist()], dtype=torch.long)

@@ -29,8 +29,9 @@ def reply_ids(row: list[int], stop_ids: set[int], pad_id: int | None) -> tuple[l
 
 def generate_batched(model, prompts: list[list[int]], generation_config, batch_size: int, pad_id: int,
                      stop_ids: list[int], device=None, progress: bool = False,
-                     media_inputs: Callable[[list[int], int], dict] | None = None) -> Generated:
-    """``media_inputs(indices, width)``: extra model inputs of the batch of those prompts (in row order)."""
+                     media_inputs: Callable[[list[int], object], dict] | None = None) -> Generated:
+    """``media_inputs(indices, input_ids)``: extra model inputs of the batch of those prompts (in row order), given
+    its left-padded ids."""
     import torch
     from tqdm.auto import tqdm
 
@@ -46,7 +47,7 @@ def generate_batched(model, prompts: list[list[int]], generation_config, batch_s
         for row, i in enumerate(batch):
             ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
             mask[row, width - len(prompts[i]):] = 1
-        extra = {key: value.to(device) for key, value in (media_inputs(batch, width) if media_inputs else {}).items()}
+        extra = {key: value.to(device) for key, value in (media_inputs(batch, ids) if media_inputs else {}).items()}
         start = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..config.schema import Config
+from ..data.collate_media import token_type_ids
 from ..data.media_context import MediaContext
 
 
@@ -18,23 +19,17 @@ def evaluation_media(cfg: Config, loaded) -> MediaContext | None:
     return MediaContext(loaded.vision.plugin, cfg.media.media_dir or cfg.data.dataset_dir)
 
 
-def generation_media(media: MediaContext, prompts: Sequence) -> Callable[[list[int], int], dict]:
-    """For prompts carrying `prompt` (ids), `images` and `videos`: a function from a batch's prompt indices (in
-    row order) and its width to the batch's vision inputs (empty when no row has media)."""
+def generation_media(media: MediaContext, prompts: Sequence) -> Callable[[list[int], object], dict]:
+    """For prompts carrying `images` and `videos`: a function from a batch's prompt indices (in row order) and its
+    left-padded ids to the batch's vision inputs (empty when no row has media)."""
 
-    def inputs(indices: list[int], width: int) -> dict:
-        import torch
-
+    def inputs(indices: list[int], input_ids) -> dict:
         images = [image for i in indices for image in prompts[i].images]
         videos = [video for i in indices for video in prompts[i].videos]
         if not images and not videos:
             return {}
         out = dict(media.plugin.features(images, videos, media.base_dir))
-        types = torch.zeros((len(indices), width), dtype=torch.long)
-        for row, i in enumerate(indices):
-            prompt = prompts[i].prompt
-            types[row, width - len(prompt):] = torch.tensor(media.plugin.token_types(prompt), dtype=torch.long)
-        out["mm_token_type_ids"] = types
+        out["mm_token_type_ids"] = token_type_ids(media.plugin, input_ids)
         return out
 
     return inputs
